@@ -1,0 +1,70 @@
+//! Configuration: the YAML schema (`gateway.yaml`), its validation and CLI overrides.
+//!
+//! Loading runs in three steps, each reporting every problem it finds with
+//! file, line, column and dotted key:
+//! 1. `tree` turns the text into a small position-tracking YAML tree
+//!    (syntax errors, duplicate keys, anchors/aliases/tags);
+//! 2. `schema` walks that tree into a [`Config`], starting from the
+//!    defaults in `model` (unknown keys, types, ranges, durations, sizes,
+//!    files that must exist);
+//! 3. [`Config::apply_overrides`] lays the command-line flags on top.
+
+mod backend;
+mod duration;
+mod errors;
+mod model;
+mod overrides;
+mod schema;
+mod tree;
+mod walk;
+
+use std::path::Path;
+
+pub use errors::{ConfigError, ConfigErrors};
+pub use model::*;
+pub use overrides::Overrides;
+
+/// The embedded reference config: every key with its default and a one-line
+/// comment, no backends. Loads to exactly [`Config::default()`].
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yaml");
+
+/// Loads and validates the config file at `path`.
+///
+/// Relative file paths inside it (`server.tls.*`, `sessions.key_file`) are
+/// resolved against the file's directory. A file that cannot be read is
+/// reported as a single error at line 0.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let message = match e.kind() {
+            std::io::ErrorKind::NotFound => "config file not found".to_owned(),
+            std::io::ErrorKind::InvalidData => "config file is not valid UTF-8".to_owned(),
+            _ => format!("cannot read config file: {e}"),
+        };
+        ConfigErrors(vec![ConfigError::new(&file, 0, 0, "", message)])
+    })?;
+    load(&text, &file, path.parent().unwrap_or(Path::new("")))
+}
+
+/// Loads and validates config text; `source_name` is the "file" in errors.
+/// Relative file paths are resolved against the current directory.
+pub fn load_str(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
+    load(text, source_name, Path::new(""))
+}
+
+fn load(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+    let (root, mut errors) = tree::parse(text, file);
+    let mut walker = walk::Walker::new(file, base_dir);
+    let config = schema::build(&mut walker, root.as_ref());
+    errors.append(&mut walker.errors);
+    ConfigErrors::check(errors)?;
+    Ok(config)
+}
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod load_tests;
+
+#[cfg(test)]
+#[path = "schema_tests.rs"]
+mod schema_tests;

@@ -1,0 +1,22 @@
+//! mcp-gateway: an edge gateway for MCP servers.
+//!
+//! The request pipeline, in order (each step is a module):
+//! accept ([`http::listener`]) → TLS ([`http::tls`]) → HTTP/1.1 or HTTP/2 ([`http::server`])
+//! → MCP framing and envelope ([`mcp::envelope`]) → session routing ([`session`])
+//! → backend choice ([`proxy::balancer`]) → upstream exchange ([`proxy::forward`])
+//! → response streaming ([`mcp::sse`]) → access log and metrics ([`telemetry`]).
+
+pub mod config;
+pub mod drain;
+pub mod http;
+pub mod mcp;
+pub mod proxy;
+pub mod session;
+pub mod telemetry;
+
+mod gateway;
+
+pub use gateway::{RunningGateway, StartError, start};
+
+/// The version string `--version` prints, with the build's data-plane mode.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (userspace-only: eBPF data plane not built)");

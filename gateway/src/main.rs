@@ -1,0 +1,189 @@
+//! `mcp-gateway`: command line. Flags override the config file; a bad flag is
+//! exit code 2, an invalid config exit code 1.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use mcp_gateway::config::{self, Config, ConfigErrors, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(name = "mcp-gateway", version = mcp_gateway::VERSION, about = "Edge gateway for MCP servers", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Validate the configuration and exit (same as `mcp-gateway validate`).
+    #[arg(long)]
+    validate: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (the default when no command is given).
+    Run(RunArgs),
+    /// Check a configuration (file, flags, key file, TLS files); exit 1 on any error.
+    Validate(RunArgs),
+    /// Print a new session key (32 random bytes as 64 hex characters).
+    Keygen,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+struct RunArgs {
+    /// Config file (YAML). Without it the embedded default config is used.
+    #[arg(long, short = 'c', value_name = "FILE", env = "MCP_GATEWAY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data listener address, overriding server.host/server.port.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+    /// Admin listener address (/health, /ready, /metrics), overriding admin.host/admin.port.
+    #[arg(long, value_name = "ADDR:PORT")]
+    admin_listen: Option<SocketAddr>,
+    /// Session key file: one 64-hex-char key per line, first seals, all open.
+    #[arg(long, value_name = "PATH")]
+    session_key_file: Option<PathBuf>,
+    /// A backend MCP server; repeat for several. Replaces a config backend of the same name.
+    #[arg(long = "backend", value_name = "NAME=URL")]
+    backends: Vec<String>,
+    /// Tokio worker threads (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Keygen) => {
+            let key: [u8; 32] = rand::random();
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            #[expect(clippy::print_stdout, reason = "keygen's output is the key")]
+            {
+                println!("{hex}");
+            }
+            ExitCode::SUCCESS
+        }
+        Some(Command::Validate(args)) => validate(&args),
+        Some(Command::Run(args)) => run(&args),
+        None if cli.validate => validate(&cli.run),
+        None => run(&cli.run),
+    }
+}
+
+fn load(args: &RunArgs) -> Result<Config, ConfigErrors> {
+    let mut cfg = match &args.config {
+        Some(path) => config::load_file(path)?,
+        None => config::load_str(config::DEFAULT_CONFIG_YAML, "<embedded default config>")?,
+    };
+    let overrides = Overrides {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        session_key_file: args.session_key_file.clone(),
+        backends: args.backends.clone(),
+    };
+    cfg.apply_overrides(&overrides)?;
+    Ok(cfg)
+}
+
+fn source_name(args: &RunArgs) -> String {
+    args.config.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_else(|| "<embedded default config>".into())
+}
+
+fn validate(args: &RunArgs) -> ExitCode {
+    let name = source_name(args);
+    let cfg = match load(args) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{name}: {} error(s); configuration is invalid", errors.0.len());
+            return ExitCode::from(1);
+        }
+    };
+    let mut problems = Vec::new();
+    if let Some(path) = &cfg.sessions.key_file {
+        if let Err(e) = mcp_gateway::session::keys::SessionKeys::load(path) {
+            problems.push(format!("sessions.key_file: {e}"));
+        }
+    }
+    if let Some(tls) = &cfg.server.tls {
+        if let Err(e) = mcp_gateway::http::tls::server_config(tls) {
+            problems.push(format!("server.tls: {e}"));
+        }
+    }
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("{name}: {p}");
+        }
+        eprintln!("{name}: {} error(s); configuration is invalid", problems.len());
+        return ExitCode::from(1);
+    }
+    let warn_keys = if cfg.sessions.key_file.is_none() {
+        " (warning: no sessions.key_file: sessions will not survive restarts or span replicas)"
+    } else {
+        ""
+    };
+    eprintln!(
+        "{name}: configuration OK: listen {}, admin {}, {} backend(s){warn_keys}",
+        cfg.server.listen,
+        cfg.admin.listen,
+        cfg.backends.len()
+    );
+    ExitCode::SUCCESS
+}
+
+fn run(args: &RunArgs) -> ExitCode {
+    let cfg = match load(args) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{}: configuration is invalid; not starting", source_name(args));
+            return ExitCode::from(1);
+        }
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let settings = mcp_gateway::telemetry::log::resolve(&cfg.logging, &env);
+    if let Err(e) = mcp_gateway::telemetry::log::init(&settings) {
+        eprintln!("logging: {e}");
+        return ExitCode::from(1);
+    }
+    match serve(cfg, args.workers) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("mcp-gateway: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(cfg: Config, workers: Option<usize>) -> anyhow::Result<()> {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = workers {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt.build().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let gw = mcp_gateway::start(cfg).await.context("starting mcp-gateway")?;
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received: draining");
+        gw.shutdown().await;
+        tracing::info!("drained; exiting");
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers, ctrl_c is the best we can do.
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

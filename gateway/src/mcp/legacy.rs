@@ -1,0 +1,147 @@
+//! Legacy HTTP+SSE (2024-11-05), still spoken by many clients and `mcp-remote`.
+//!
+//! `GET /sse` opens a stream on a backend chosen for the new session. The
+//! backend's first `endpoint` event names its POST URL, which carries the
+//! backend's session (Python SDK: `/messages/?session_id=<hex>`). The gateway
+//! seals that URL into a session id and rewrites the event to
+//! `<messages_path>?session_id=<gateway id>`, so a POST through any replica
+//! opens the id and reaches the same backend session.
+
+use std::sync::Arc;
+
+use http::{Method, Request, Response, Version};
+use hyper::body::Incoming;
+
+use super::session::{now_unix, route};
+use super::sse::{EndpointMapper, SseStream, StreamGauge};
+use super::streamable::{exchange, prepare, respond};
+use super::{Ctx, parse_envelope, read_body};
+use crate::config::BackendTransport;
+use crate::gateway::Shared;
+use crate::http::GwBody;
+use crate::proxy::forward::OnClientGone;
+use crate::proxy::{GatewayError, balancer};
+use crate::session::token::{SessionClaims, SessionTransport};
+
+use http_body_util::BodyExt;
+
+/// GET /sse: open a legacy stream on a new backend session.
+pub async fn open(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -> Result<Response<GwBody>, GatewayError> {
+    let (mut parts, _body) = req.into_parts();
+    ctx.log.rpc_method = "stream";
+    let backend = balancer::pick(shared.backends.all(), BackendTransport::Sse).ok_or(GatewayError::NoHealthyBackend)?;
+    ctx.log.backend = Some(Arc::clone(&backend.name));
+    parts.uri = backend.url.clone();
+    parts.version = Version::HTTP_11;
+    prepare(&mut parts.headers, &backend, ctx, None)?;
+    let upstream_req = Request::from_parts(parts, http_body_util::Full::default());
+    let resp = exchange(shared, &backend, upstream_req, OnClientGone::Close, false).await?;
+    if !resp.status().is_success() {
+        return Ok(respond(shared, &backend, resp, None, ctx, "legacy_sse", true));
+    }
+    let (mut parts, body) = resp.into_parts();
+    crate::proxy::forward::strip_hop_by_hop(&mut parts.headers);
+    parts.headers.insert("x-accel-buffering", http::HeaderValue::from_static("no"));
+    ctx.log.status = parts.status.as_u16();
+
+    let mapper: EndpointMapper = {
+        let shared = Arc::clone(shared);
+        let backend = Arc::clone(&backend);
+        Box::new(move |data: &str| {
+            let upstream = upstream_endpoint(&backend.url, data.trim())?;
+            let claims = SessionClaims {
+                backend: backend.name.to_string(),
+                upstream_session: upstream,
+                transport: SessionTransport::LegacySse,
+                issued_at: now_unix(),
+                principal: None,
+            };
+            shared.metrics.sessions_created.with_label_values(&[&backend.name, "sse"]).inc();
+            let token = shared.sealer.seal(&claims);
+            Some(format!("{}?session_id={token}", shared.config.mcp.messages_path))
+        })
+    };
+    let body = SseStream::new(
+        body,
+        shared.config.mcp.sse_keepalive,
+        Some(shared.drain.clone().boxed()),
+        Some(mapper),
+        shared.metrics.sse_keepalives.clone(),
+        StreamGauge::new(shared.metrics.streams_active.with_label_values(&["legacy_sse"])),
+    );
+    Ok(Response::from_parts(parts, body.boxed_unsync()))
+}
+
+/// POST /messages?session_id=<gateway id>: one message into a legacy session.
+pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -> Result<Response<GwBody>, GatewayError> {
+    let (mut parts, body) = req.into_parts();
+    let token = query_param(parts.uri.query().unwrap_or(""), "session_id")
+        .ok_or(GatewayError::MissingSession("POST needs ?session_id= from the endpoint event"))?;
+    let bytes = read_body(shared, &parts.headers, body).await?;
+    parse_envelope(&bytes, ctx)?;
+    let (backend, claims) = route(shared, &token, SessionTransport::LegacySse)?;
+    ctx.log.backend = Some(Arc::clone(&backend.name));
+    parts.method = Method::POST;
+    parts.uri = backend.uri_for(&claims.upstream_session).map_err(GatewayError::Internal)?;
+    parts.version = Version::HTTP_11;
+    prepare(&mut parts.headers, &backend, ctx, None)?;
+    let upstream_req = Request::from_parts(parts, http_body_util::Full::new(bytes));
+    let resp = exchange(shared, &backend, upstream_req, OnClientGone::Detach, true).await?;
+    Ok(respond(shared, &backend, resp, Some(token), ctx, "legacy_post", false))
+}
+
+/// The backend's POST endpoint as a path-and-query on the backend's authority.
+/// Accepts an absolute URL (same authority), an absolute path, or a path
+/// relative to the SSE URL.
+fn upstream_endpoint(sse_url: &http::Uri, data: &str) -> Option<String> {
+    if data.is_empty() || data.chars().any(|c| c.is_control()) {
+        return None;
+    }
+    if let Some(rest) = data.strip_prefix("http://").or_else(|| data.strip_prefix("https://")) {
+        let slash = rest.find('/').unwrap_or(rest.len());
+        let path = &rest[slash..];
+        return Some(if path.is_empty() { "/".to_owned() } else { path.to_owned() });
+    }
+    if data.starts_with('/') {
+        return Some(data.to_owned());
+    }
+    let base = sse_url.path();
+    let dir = &base[..base.rfind('/').map(|i| i + 1).unwrap_or(0)];
+    Some(format!("{}{data}", if dir.is_empty() { "/" } else { dir }))
+}
+
+/// A query parameter's raw value (gateway ids never need percent-decoding).
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_forms() {
+        let sse: http::Uri = "http://127.0.0.1:9000/app/sse".parse().unwrap();
+        assert_eq!(upstream_endpoint(&sse, "/messages/?session_id=ab").as_deref(), Some("/messages/?session_id=ab"));
+        assert_eq!(upstream_endpoint(&sse, "messages?x=1").as_deref(), Some("/app/messages?x=1"));
+        assert_eq!(
+            upstream_endpoint(&sse, "http://127.0.0.1:9000/messages/?session_id=ab").as_deref(),
+            Some("/messages/?session_id=ab")
+        );
+        assert_eq!(upstream_endpoint(&sse, ""), None);
+        assert_eq!(upstream_endpoint(&sse, "/a\u{7}b"), None);
+    }
+
+    #[test]
+    fn query_params() {
+        assert_eq!(query_param("session_id=abc&x=1", "session_id").as_deref(), Some("abc"));
+        assert_eq!(query_param("x=1&session_id=g1.zz", "session_id").as_deref(), Some("g1.zz"));
+        assert_eq!(query_param("session_id=", "session_id"), None);
+        assert_eq!(query_param("", "session_id"), None);
+    }
+}

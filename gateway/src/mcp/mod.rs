@@ -1,0 +1,183 @@
+//! The MCP data plane: one module per transport plus session routing.
+//!
+//! [`handle`] is the whole pipeline for one request, as straight-line code:
+//! request id → route by path and method → (transport module: body, envelope,
+//! session, backend, exchange, response) → error mapping → access log (on
+//! drop of the request context).
+
+pub mod envelope;
+pub mod legacy;
+pub mod session;
+pub mod sse;
+pub mod streamable;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde_json::value::RawValue;
+
+use crate::gateway::Shared;
+use crate::http::server::ConnInfo;
+use crate::http::{GwBody, full};
+use crate::proxy::GatewayError;
+use crate::telemetry::access::RequestLog;
+
+/// `X-Request-ID`.
+pub const X_REQUEST_ID: &str = "x-request-id";
+/// `Mcp-Session-Id` (header names are case-insensitive; `http` lowercases).
+pub const MCP_SESSION_ID: &str = "mcp-session-id";
+
+/// What rides along one request.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The access-log line and request metrics, written on drop.
+    pub log: RequestLog,
+    /// The JSON-RPC id, for error responses.
+    pub rpc_id: Option<Box<RawValue>>,
+    /// The client connection.
+    pub conn: ConnInfo,
+    /// The request id as a header value.
+    pub request_id: HeaderValue,
+}
+
+/// Serve one data-plane request.
+pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, conn: ConnInfo) -> Response<GwBody> {
+    let request_id = request_id(req.headers());
+    let log = RequestLog::new(
+        Arc::clone(&shared.metrics),
+        shared.config.logging.access_log,
+        req.method().clone(),
+        req.uri().path(),
+        request_id.to_str().unwrap_or("-").to_owned(),
+        conn.peer,
+    );
+    let mut ctx = Ctx { log, rpc_id: None, conn, request_id: request_id.clone() };
+    let mcp = &shared.config.mcp;
+    let path = req.uri().path();
+    let result = if path == mcp.path {
+        match *req.method() {
+            Method::POST => streamable::post(&shared, req, &mut ctx).await,
+            Method::GET => streamable::get(&shared, req, &mut ctx).await,
+            Method::DELETE => streamable::delete(&shared, req, &mut ctx).await,
+            _ => Err(GatewayError::MethodNotAllowed),
+        }
+    } else if path == mcp.sse_path {
+        match *req.method() {
+            Method::GET => legacy::open(&shared, req, &mut ctx).await,
+            _ => Err(GatewayError::MethodNotAllowed),
+        }
+    } else if path == mcp.messages_path || path.strip_suffix('/') == Some(mcp.messages_path.as_str()) {
+        match *req.method() {
+            Method::POST => legacy::post(&shared, req, &mut ctx).await,
+            _ => Err(GatewayError::MethodNotAllowed),
+        }
+    } else if path == "/health" || path == "/healthz" {
+        Ok(Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(full(&b"{\"status\":\"ok\"}"[..]))
+            .unwrap_or_default())
+    } else {
+        Err(GatewayError::NotFound)
+    };
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => error_response(&shared, &e, &mut ctx),
+    };
+    resp.headers_mut().insert(X_REQUEST_ID, request_id);
+    ctx.log.status = resp.status().as_u16();
+    resp
+}
+
+/// The gateway's own answer for an error: HTTP status + JSON-RPC error object.
+pub fn error_response(shared: &Shared, e: &GatewayError, ctx: &mut Ctx) -> Response<GwBody> {
+    let reason = e.reason();
+    ctx.log.reason = Some(reason);
+    if e.is_session_failure() {
+        shared.metrics.session_routing_failures.with_label_values(&[reason]).inc();
+    } else if e.status().is_client_error() {
+        shared.metrics.client_errors.with_label_values(&[reason]).inc();
+    }
+    if e.status().is_server_error() {
+        tracing::warn!(request_id = ?ctx.request_id, error = %e.message(), "request failed");
+    } else {
+        tracing::debug!(request_id = ?ctx.request_id, error = %e.message(), "request refused");
+    }
+    let body = envelope::error_body(ctx.rpc_id.as_deref(), e.jsonrpc_code(), &e.message(), reason);
+    let mut b = Response::builder().status(e.status()).header(header::CONTENT_TYPE, "application/json");
+    if matches!(e, GatewayError::MethodNotAllowed) {
+        b = b.header(header::ALLOW, "GET, POST, DELETE");
+    }
+    if e.is_retryable() && e.status().is_server_error() {
+        b = b.header(header::RETRY_AFTER, "1");
+    }
+    b.body(full(body)).unwrap_or_else(|_| {
+        let mut r = Response::new(crate::http::empty());
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}
+
+/// Accept a sane client `X-Request-ID`, else generate one.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(X_REQUEST_ID) {
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| (0x21..=0x7e).contains(c)) {
+            return v.clone();
+        }
+    }
+    let id: u128 = rand::random();
+    HeaderValue::from_str(&format!("{id:032x}")).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// Read a whole request body within the size and time limits.
+pub async fn read_body(shared: &Shared, headers: &HeaderMap, body: Incoming) -> Result<Bytes, GatewayError> {
+    let limit = shared.config.server.max_request_body;
+    // Refuse up front when the client announces too much.
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit {
+            return Err(GatewayError::BodyTooLarge { limit });
+        }
+    }
+    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    match tokio::time::timeout(shared.config.server.read_timeout, limited.collect()).await {
+        Err(_) => Err(GatewayError::BodyTimeout),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) => match e.downcast::<hyper::Error>() {
+            Ok(h) => Err(GatewayError::BodyRead(*h)),
+            // Limited's LengthLimitError: a chunked body went past the cap.
+            Err(_) => Err(GatewayError::BodyTooLarge { limit }),
+        },
+    }
+}
+
+/// Parse the JSON-RPC envelope, recording the id and method on the context.
+pub fn parse_envelope(bytes: &[u8], ctx: &mut Ctx) -> Result<envelope::Body, GatewayError> {
+    match envelope::parse(bytes) {
+        Ok(body) => {
+            ctx.rpc_id = body.first_id().map(|r| r.to_owned());
+            ctx.log.rpc_method = match body.first_method() {
+                Some(m) => envelope::method_label(m),
+                None => "response",
+            };
+            Ok(body)
+        }
+        Err(e) => {
+            ctx.rpc_id = e.id().map(|r| r.to_owned());
+            Err(match e.code() {
+                -32700 => GatewayError::Parse(e.to_string()),
+                _ => GatewayError::InvalidRequest(invalid_reason(&e)),
+            })
+        }
+    }
+}
+
+fn invalid_reason(e: &envelope::EnvelopeError) -> &'static str {
+    match e {
+        envelope::EnvelopeError::InvalidRequest { reason, .. } => reason,
+        envelope::EnvelopeError::Parse(..) => "parse error",
+    }
+}

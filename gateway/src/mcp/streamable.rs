@@ -1,0 +1,278 @@
+//! Streamable HTTP (2025-03-26 … 2026-07-28): POST, GET and DELETE on one
+//! endpoint.
+//!
+//! Order of a POST, and why:
+//! 1. read the body within limits (nothing is forwarded before we know its size);
+//! 2. parse the JSON-RPC envelope (malformed → 400 here, never a backend 5xx);
+//! 3. check 2026-07-28 `Mcp-Method`/`Mcp-Name` headers against the body;
+//! 4. route: a session id is opened (→ its backend) or a new backend is chosen;
+//! 5. exchange with the backend, detached from the client connection;
+//! 6. swap the backend's session id for a sealed gateway id on the way back.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::session::{now_unix, route};
+use super::sse::{SseStream, StreamGauge};
+use super::{Ctx, MCP_SESSION_ID, parse_envelope, read_body};
+use crate::config::BackendTransport;
+use crate::gateway::Shared;
+use crate::http::GwBody;
+use crate::proxy::backend::Backend;
+use crate::proxy::forward::{self, ForwardedFor, OnClientGone, UpstreamStream};
+use crate::proxy::{GatewayError, balancer};
+use crate::session::token::{SessionClaims, SessionTransport};
+
+/// `Mcp-Method` (2026-07-28).
+const MCP_METHOD: &str = "mcp-method";
+/// `Mcp-Name` (2026-07-28).
+const MCP_NAME: &str = "mcp-name";
+
+/// POST: one JSON-RPC message (or a 2025-03-26 batch).
+pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -> Result<Response<GwBody>, GatewayError> {
+    let (mut parts, body) = req.into_parts();
+    let bytes = read_body(shared, &parts.headers, body).await?;
+    let envelope = parse_envelope(&bytes, ctx)?;
+    check_method_headers(&parts.headers, &envelope)?;
+
+    let token = session_token(&parts.headers)?;
+    let (backend, upstream_session) = match token.as_deref() {
+        Some(t) => {
+            let (b, claims) = route(shared, t, SessionTransport::Streamable)?;
+            (b, Some(claims.upstream_session))
+        }
+        None => (pick(shared)?, None),
+    };
+    ctx.log.backend = Some(Arc::clone(&backend.name));
+
+    parts.method = Method::POST;
+    parts.uri = backend.url.clone();
+    parts.version = Version::HTTP_11;
+    prepare(&mut parts.headers, &backend, ctx, upstream_session.as_deref())?;
+    let upstream_req = Request::from_parts(parts, http_body_util::Full::new(bytes));
+    let resp = exchange(shared, &backend, upstream_req, OnClientGone::Detach, token.is_some()).await?;
+    Ok(respond(shared, &backend, resp, token, ctx, "streamable_post", false))
+}
+
+/// GET: the server→client stream of a session (or 405 from a stateless backend).
+pub async fn get(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -> Result<Response<GwBody>, GatewayError> {
+    let (mut parts, _body) = req.into_parts();
+    ctx.log.rpc_method = "stream";
+    let token = session_token(&parts.headers)?;
+    let (backend, upstream_session) = match token.as_deref() {
+        Some(t) => {
+            let (b, claims) = route(shared, t, SessionTransport::Streamable)?;
+            (b, Some(claims.upstream_session))
+        }
+        // No session: let a backend answer (400/405 per its revision).
+        None => (pick(shared)?, None),
+    };
+    ctx.log.backend = Some(Arc::clone(&backend.name));
+    parts.uri = backend.url.clone();
+    parts.version = Version::HTTP_11;
+    prepare(&mut parts.headers, &backend, ctx, upstream_session.as_deref())?;
+    let upstream_req = Request::from_parts(parts, http_body_util::Full::default());
+    let resp = exchange(shared, &backend, upstream_req, OnClientGone::Close, token.is_some()).await?;
+    Ok(respond(shared, &backend, resp, token, ctx, "streamable_get", true))
+}
+
+/// DELETE: end a session.
+pub async fn delete(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -> Result<Response<GwBody>, GatewayError> {
+    let (mut parts, _body) = req.into_parts();
+    ctx.log.rpc_method = "session/delete";
+    let Some(token) = session_token(&parts.headers)? else {
+        return Err(GatewayError::MissingSession("DELETE needs an Mcp-Session-Id header"));
+    };
+    let (backend, claims) = route(shared, &token, SessionTransport::Streamable)?;
+    ctx.log.backend = Some(Arc::clone(&backend.name));
+    parts.uri = backend.url.clone();
+    parts.version = Version::HTTP_11;
+    prepare(&mut parts.headers, &backend, ctx, Some(&claims.upstream_session))?;
+    let upstream_req = Request::from_parts(parts, http_body_util::Full::default());
+    let resp = exchange(shared, &backend, upstream_req, OnClientGone::Detach, true).await?;
+    let status = resp.status();
+    // 2xx: ended. 404: the backend had already forgotten it. Either way it is gone.
+    if status.is_success() || status == StatusCode::NOT_FOUND {
+        let expires = claims.issued_at.saturating_add(shared.config.sessions.ttl.as_secs()).max(now_unix() + 60);
+        shared.revoked.insert(&claims.backend, &claims.upstream_session, expires);
+        shared.activity.forget(&token);
+        shared.metrics.sessions_deleted.with_label_values(&[&backend.name]).inc();
+    }
+    Ok(respond(shared, &backend, resp, Some(token), ctx, "streamable_delete", false))
+}
+
+fn pick(shared: &Shared) -> Result<Arc<Backend>, GatewayError> {
+    balancer::pick(shared.backends.all(), BackendTransport::StreamableHttp).ok_or(GatewayError::NoHealthyBackend)
+}
+
+/// The client's session id, if any. Several values, or a non-ASCII one, is a client error.
+fn session_token(headers: &HeaderMap) -> Result<Option<String>, GatewayError> {
+    let mut values = headers.get_all(MCP_SESSION_ID).iter();
+    let Some(first) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(GatewayError::InvalidRequest("more than one Mcp-Session-Id header"));
+    }
+    match first.to_str() {
+        Ok(s) if !s.is_empty() => Ok(Some(s.to_owned())),
+        _ => Err(GatewayError::Session(crate::session::token::OpenError::Malformed)),
+    }
+}
+
+/// Upstream headers: proxy headers, and the backend's own session id restored.
+pub(super) fn prepare(
+    headers: &mut HeaderMap,
+    backend: &Backend,
+    ctx: &Ctx,
+    upstream_session: Option<&str>,
+) -> Result<(), GatewayError> {
+    let proto = if ctx.conn.tls { "https" } else { "http" };
+    forward::prepare_upstream_headers(
+        headers,
+        backend,
+        &ForwardedFor { peer: ctx.conn.peer.ip(), proto, request_id: &ctx.request_id },
+    );
+    headers.remove(MCP_SESSION_ID);
+    if let Some(s) = upstream_session {
+        let v = HeaderValue::from_str(s).map_err(|_| GatewayError::Session(crate::session::token::OpenError::Tampered))?;
+        headers.insert(MCP_SESSION_ID, v);
+    }
+    Ok(())
+}
+
+/// Send, and turn an unreachable session owner into the spec's 404.
+pub(super) async fn exchange(
+    shared: &Shared,
+    backend: &Arc<Backend>,
+    req: Request<forward::UpstreamBodyAlias>,
+    on_gone: OnClientGone,
+    has_session: bool,
+) -> Result<Response<UpstreamStream>, GatewayError> {
+    match forward::send(&shared.upstream(), backend, req, on_gone).await {
+        Err(GatewayError::Connect { backend: name, .. }) if has_session && !backend.is_healthy() => {
+            // The owner is down: its in-memory session is gone with it. 404 makes the
+            // client re-initialize on a healthy backend instead of retrying forever.
+            Err(GatewayError::SessionBackendDown(name))
+        }
+        other => other,
+    }
+}
+
+/// Build the client response: hop-by-hop stripped, session id swapped, SSE wrapped.
+pub(super) fn respond(
+    shared: &Shared,
+    backend: &Backend,
+    resp: Response<UpstreamStream>,
+    client_token: Option<String>,
+    ctx: &mut Ctx,
+    stream_label: &str,
+    close_on_drain: bool,
+) -> Response<GwBody> {
+    let (mut parts, body) = resp.into_parts();
+    forward::strip_hop_by_hop(&mut parts.headers);
+    if client_token.is_some() && parts.status == StatusCode::NOT_FOUND {
+        // The backend no longer knows this session (restarted?): say so in metrics.
+        shared.metrics.session_routing_failures.with_label_values(&["backend_unknown_session"]).inc();
+    }
+    if let Some(upstream) = parts.headers.remove(MCP_SESSION_ID) {
+        let value = match client_token {
+            Some(t) => HeaderValue::from_str(&t).ok(),
+            None => upstream.to_str().ok().and_then(|s| {
+                let claims = SessionClaims {
+                    backend: backend.name.to_string(),
+                    upstream_session: s.to_owned(),
+                    transport: SessionTransport::Streamable,
+                    issued_at: now_unix(),
+                    principal: None,
+                };
+                shared.metrics.sessions_created.with_label_values(&[&backend.name, "streamable-http"]).inc();
+                HeaderValue::from_str(&shared.sealer.seal(&claims)).ok()
+            }),
+        };
+        if let Some(v) = value {
+            parts.headers.insert(MCP_SESSION_ID, v);
+        }
+    }
+    let is_sse = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+    ctx.log.status = parts.status.as_u16();
+    let body: GwBody = if is_sse {
+        // Some intermediaries buffer SSE unless told not to.
+        parts.headers.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
+        let drain = close_on_drain.then(|| shared.drain.clone().boxed());
+        SseStream::new(
+            body,
+            shared.config.mcp.sse_keepalive,
+            drain,
+            None,
+            shared.metrics.sse_keepalives.clone(),
+            StreamGauge::new(shared.metrics.streams_active.with_label_values(&[stream_label])),
+        )
+        .boxed_unsync()
+    } else {
+        body.boxed_unsync()
+    };
+    Response::from_parts(parts, body)
+}
+
+use http::HeaderName;
+
+/// 2026-07-28: `Mcp-Method` / `Mcp-Name`, when present, must agree with the body.
+fn check_method_headers(headers: &HeaderMap, body: &super::envelope::Body) -> Result<(), GatewayError> {
+    let (method, name) = match body {
+        super::envelope::Body::Single(e) => (e.method.as_deref(), e.name.as_deref()),
+        // Batches predate these headers (2025-03-26 only).
+        super::envelope::Body::Batch(_) => return Ok(()),
+    };
+    if let Some(h) = headers.get(MCP_METHOD) {
+        if decode_header(h).as_deref() != method {
+            return Err(GatewayError::HeaderMismatch { header: "Mcp-Method" });
+        }
+    }
+    if let Some(h) = headers.get(MCP_NAME) {
+        if decode_header(h).as_deref() != name {
+            return Err(GatewayError::HeaderMismatch { header: "Mcp-Name" });
+        }
+    }
+    Ok(())
+}
+
+/// Header values that are not plain ASCII travel as `=?base64?…?=`.
+fn decode_header(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?.trim();
+    match s.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
+        Some(b64) => {
+            let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+            String::from_utf8(raw).ok()
+        }
+        None => Some(s.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_header_values_decode() {
+        assert_eq!(decode_header(&HeaderValue::from_static("tools/call")).as_deref(), Some("tools/call"));
+        assert_eq!(decode_header(&HeaderValue::from_static("=?base64?5pel5pys?=")).as_deref(), Some("日本"));
+        assert_eq!(decode_header(&HeaderValue::from_static("=?base64?!!?=")), None);
+    }
+
+    #[test]
+    fn duplicate_session_headers_are_refused() {
+        let mut h = HeaderMap::new();
+        assert!(session_token(&h).unwrap().is_none());
+        h.append(MCP_SESSION_ID, HeaderValue::from_static("a"));
+        assert_eq!(session_token(&h).unwrap().as_deref(), Some("a"));
+        h.append(MCP_SESSION_ID, HeaderValue::from_static("b"));
+        assert!(matches!(session_token(&h), Err(GatewayError::InvalidRequest(_))));
+    }
+}

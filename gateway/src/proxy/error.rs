@@ -1,0 +1,225 @@
+//! Every way the gateway itself answers a request instead of the backend,
+//! kept apart by who is at fault (client, session, backend, gateway), and
+//! mapped in one exhaustive `match` to an HTTP status and a JSON-RPC error.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+
+use crate::session::token::OpenError;
+
+/// A request the gateway answers itself.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    // --- downstream (client) faults ---
+    /// Body longer than `server.max_request_body`.
+    #[error("request body exceeds {limit} bytes")]
+    BodyTooLarge {
+        /// The configured limit.
+        limit: u64,
+    },
+    /// Body not received within `server.read_timeout`.
+    #[error("request body not received within the read timeout")]
+    BodyTimeout,
+    /// The client connection failed while sending the body.
+    #[error("reading the request body failed")]
+    BodyRead(#[source] hyper::Error),
+    /// Not JSON.
+    #[error("parse error: {0}")]
+    Parse(String),
+    /// JSON, but not a valid JSON-RPC message.
+    #[error("invalid JSON-RPC request: {0}")]
+    InvalidRequest(&'static str),
+    /// `Mcp-Method` / `Mcp-Name` header disagrees with the body (2026-07-28).
+    #[error("{header} header does not match the request body")]
+    HeaderMismatch {
+        /// Which header.
+        header: &'static str,
+    },
+    /// A request that needs a session came without one.
+    #[error("missing session id: {0}")]
+    MissingSession(&'static str),
+    /// HTTP method not served on this path.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// No route for this path.
+    #[error("no MCP endpoint at this path")]
+    NotFound,
+    // --- session routing ---
+    /// The session id could not be opened (unknown key, tampered, expired, malformed).
+    #[error("session not found: {}", .0.reason())]
+    Session(OpenError),
+    /// The session was ended with DELETE.
+    #[error("session not found: deleted")]
+    SessionDeleted,
+    /// The session's backend is no longer configured.
+    #[error("session not found: backend {0:?} is no longer configured")]
+    BackendGone(String),
+    /// The session id belongs to the other transport (legacy SSE vs streamable).
+    #[error("session not found: id belongs to another transport")]
+    WrongTransport,
+    /// The session's backend is down (marked unhealthy); its session state is gone with it.
+    #[error("session not found: backend {0} is unavailable")]
+    SessionBackendDown(Arc<str>),
+    // --- upstream faults ---
+    /// No healthy backend for a new session.
+    #[error("no healthy backend available")]
+    NoHealthyBackend,
+    /// `max_conns_per_host` stayed full for `acquire_timeout`.
+    #[error("connection pool to backend {0} exhausted")]
+    PoolExhausted(Arc<str>),
+    /// Could not connect to the backend.
+    #[error("backend {backend} unreachable")]
+    Connect {
+        /// Backend name.
+        backend: Arc<str>,
+        /// Cause.
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    /// The backend did not answer within `request_timeout`.
+    #[error("backend {0} timed out")]
+    UpstreamTimeout(Arc<str>),
+    /// The exchange failed after connecting.
+    #[error("backend {backend} failed")]
+    Upstream {
+        /// Backend name.
+        backend: Arc<str>,
+        /// Cause.
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    /// The legacy SSE backend's stream ended or broke before announcing its endpoint.
+    #[error("backend {0} sent no endpoint event")]
+    NoEndpointEvent(Arc<str>),
+    // --- internal ---
+    /// A bug: an upstream request could not be built.
+    #[error("internal error building the upstream request")]
+    Internal(#[source] http::Error),
+}
+
+impl GatewayError {
+    /// HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::BodyRead(_) => StatusCode::BAD_REQUEST,
+            Self::Parse(_) | Self::InvalidRequest(_) | Self::HeaderMismatch { .. } => StatusCode::BAD_REQUEST,
+            Self::MissingSession(_) => StatusCode::BAD_REQUEST,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            // Spec: a session the server cannot serve is 404, so clients re-initialize.
+            Self::Session(_)
+            | Self::SessionDeleted
+            | Self::BackendGone(_)
+            | Self::WrongTransport
+            | Self::SessionBackendDown(_) => StatusCode::NOT_FOUND,
+            Self::NoHealthyBackend | Self::PoolExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Connect { .. } | Self::Upstream { .. } | Self::NoEndpointEvent(_) => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// JSON-RPC error code for the error object.
+    pub fn jsonrpc_code(&self) -> i32 {
+        match self {
+            Self::Parse(_) => -32700,
+            Self::InvalidRequest(_) | Self::HeaderMismatch { .. } | Self::MissingSession(_) => -32600,
+            Self::BodyTooLarge { .. } | Self::BodyTimeout | Self::BodyRead(_) => -32600,
+            Self::MethodNotAllowed | Self::NotFound => -32601,
+            // -32001 is what the SDKs use for "Session not found".
+            Self::Session(_)
+            | Self::SessionDeleted
+            | Self::BackendGone(_)
+            | Self::WrongTransport
+            | Self::SessionBackendDown(_) => -32001,
+            Self::NoHealthyBackend
+            | Self::PoolExhausted(_)
+            | Self::Connect { .. }
+            | Self::UpstreamTimeout(_)
+            | Self::Upstream { .. }
+            | Self::NoEndpointEvent(_)
+            | Self::Internal(_) => -32603,
+        }
+    }
+
+    /// A short, stable reason for logs, metrics and the error's `data.reason`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyTimeout => "body_timeout",
+            Self::BodyRead(_) => "body_read_error",
+            Self::Parse(_) => "parse_error",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::HeaderMismatch { .. } => "header_mismatch",
+            Self::MissingSession(_) => "missing_session",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::NotFound => "not_found",
+            Self::Session(e) => e.reason(),
+            Self::SessionDeleted => "deleted",
+            Self::BackendGone(_) => "backend_gone",
+            Self::WrongTransport => "wrong_transport",
+            Self::SessionBackendDown(_) => "backend_down",
+            Self::NoHealthyBackend => "no_healthy_backend",
+            Self::PoolExhausted(_) => "pool_exhausted",
+            Self::Connect { .. } => "connect_error",
+            Self::UpstreamTimeout(_) => "upstream_timeout",
+            Self::Upstream { .. } => "upstream_error",
+            Self::NoEndpointEvent(_) => "no_endpoint_event",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Whether a client may simply retry the same request.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::BodyTimeout
+            | Self::BodyRead(_)
+            | Self::NoHealthyBackend
+            | Self::PoolExhausted(_)
+            | Self::Connect { .. }
+            | Self::UpstreamTimeout(_)
+            | Self::NoEndpointEvent(_) => true,
+            Self::BodyTooLarge { .. }
+            | Self::Parse(_)
+            | Self::InvalidRequest(_)
+            | Self::HeaderMismatch { .. }
+            | Self::MissingSession(_)
+            | Self::MethodNotAllowed
+            | Self::NotFound
+            | Self::Session(_)
+            | Self::SessionDeleted
+            | Self::BackendGone(_)
+            | Self::WrongTransport
+            | Self::SessionBackendDown(_)
+            | Self::Upstream { .. }
+            | Self::Internal(_) => false,
+        }
+    }
+
+    /// True for faults of the session id (counted in `mcp_session_routing_failures_total`).
+    pub fn is_session_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::Session(_)
+                | Self::SessionDeleted
+                | Self::BackendGone(_)
+                | Self::WrongTransport
+                | Self::SessionBackendDown(_)
+        )
+    }
+
+    /// The human message, with the source chain.
+    pub fn message(&self) -> String {
+        let mut msg = self.to_string();
+        let mut src = std::error::Error::source(self);
+        while let Some(s) = src {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            src = s.source();
+        }
+        msg
+    }
+}

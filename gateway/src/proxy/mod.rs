@@ -1,0 +1,11 @@
+//! Upstream side: backends, their health, choosing one, and the exchange.
+
+pub mod backend;
+pub mod balancer;
+pub mod client;
+pub mod error;
+pub mod forward;
+pub mod health;
+
+pub use backend::{Backend, Backends};
+pub use error::GatewayError;
