@@ -7,6 +7,7 @@
 //! → response streaming ([`mcp::sse`]) → access log and metrics ([`telemetry`]).
 
 pub mod config;
+pub mod doctor;
 pub mod drain;
 pub mod http;
 pub mod mcp;

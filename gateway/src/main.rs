@@ -27,6 +27,8 @@ enum Command {
     Run(RunArgs),
     /// Check a configuration (file, flags, key file, TLS files); exit 1 on any error.
     Validate(RunArgs),
+    /// Check config, keys, TLS, ports, and probe every backend with a real MCP handshake.
+    Doctor(RunArgs),
     /// Print a new session key (32 random bytes as 64 hex characters).
     Keygen,
 }
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Validate(args)) => validate(&args),
+        Some(Command::Doctor(args)) => doctor(&args),
         Some(Command::Run(args)) => run(&args),
         None if cli.validate => validate(&cli.run),
         None => run(&cli.run),
@@ -131,6 +134,32 @@ fn validate(args: &RunArgs) -> ExitCode {
         cfg.backends.len()
     );
     ExitCode::SUCCESS
+}
+
+fn doctor(args: &RunArgs) -> ExitCode {
+    let cfg = match load(args) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("[FAIL] config: {}: {} error(s)", source_name(args), errors.0.len());
+            return ExitCode::from(1);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcp-gateway doctor: cannot start a runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let findings = rt.block_on(mcp_gateway::doctor::run(&cfg));
+    let (report, failed) = mcp_gateway::doctor::render(&findings);
+    #[expect(clippy::print_stdout, reason = "doctor's report is its output")]
+    {
+        println!("[ok  ] config: {} is valid", source_name(args));
+        print!("{report}");
+    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
 fn run(args: &RunArgs) -> ExitCode {

@@ -66,7 +66,10 @@ pub fn node_dir() -> Result<PathBuf, EnvError> {
     let dir = std::env::var_os(ENV_NODE_DIR)
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("tests").join("js"));
-    let sdk = dir.join("node_modules").join("@modelcontextprotocol").join("sdk");
+    let sdk = dir
+        .join("node_modules")
+        .join("@modelcontextprotocol")
+        .join("sdk");
     if sdk.exists() {
         Ok(dir)
     } else {
@@ -92,7 +95,9 @@ mod tests {
 
     #[test]
     fn missing_python_names_the_fix() {
-        let err = EnvError::PythonMissing { path: PathBuf::from("/nonexistent/python") };
+        let err = EnvError::PythonMissing {
+            path: PathBuf::from("/nonexistent/python"),
+        };
         let text = err.to_string();
         assert!(text.contains("cargo xtask setup"), "{text}");
         assert!(text.contains(ENV_PYTHON), "{text}");

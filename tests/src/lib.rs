@@ -16,3 +16,20 @@ pub mod process;
 pub use backend::{BackendOptions, PyBackend, PyTransport};
 pub use client::{ClientOutput, PausedClient, node_client, py_client};
 pub use gateway::{BackendSpec, GatewaySpec, SessionKey, TestGateway};
+
+/// `unwrap` for harness results that panics with the error's `Display` text, which
+/// carries the peer's stderr tail and, for a missing peer, the command that installs it.
+pub trait OrFail<T> {
+    /// The value, or a panic showing the error.
+    fn or_fail(self) -> T;
+}
+
+impl<T, E: std::fmt::Display> OrFail<T> for Result<T, E> {
+    #[track_caller]
+    fn or_fail(self) -> T {
+        match self {
+            Ok(value) => value,
+            Err(err) => panic!("{err}"),
+        }
+    }
+}

@@ -39,10 +39,11 @@ pub(super) fn parse_url(raw: &str) -> Result<http::Uri, String> {
 }
 
 fn parse_transport(raw: &str) -> Result<BackendTransport, String> {
-    match raw.trim() {
+    let other = raw.trim();
+    match other.to_ascii_lowercase().as_str() {
         "streamable-http" => Ok(BackendTransport::StreamableHttp),
         "sse" => Ok(BackendTransport::Sse),
-        other => {
+        _ => {
             let hint = closest(other, TRANSPORTS).map(|t| format!("; did you mean {t:?}?")).unwrap_or_default();
             Err(format!("unknown transport {other:?}{hint} (allowed: streamable-http, sse)"))
         }

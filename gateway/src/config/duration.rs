@@ -73,10 +73,8 @@ pub(super) fn parse_duration(text: &str) -> Result<Duration, QuantityError> {
             return Err(QuantityError::UnitOrder(unit.to_owned()));
         }
         last_rank = rank;
-        total_ms = number
-            .checked_mul(unit_ms)
-            .and_then(|ms| ms.checked_add(total_ms))
-            .ok_or(QuantityError::Overflow)?;
+        total_ms =
+            number.checked_mul(unit_ms).and_then(|ms| ms.checked_add(total_ms)).ok_or(QuantityError::Overflow)?;
         rest = after.trim_start();
     }
     Ok(Duration::from_millis(total_ms))
@@ -156,7 +154,9 @@ mod tests {
         assert_eq!(parse_duration("1h30"), Err(QuantityError::MissingUnit(30)));
         assert_eq!(parse_duration("1.5s"), Err(QuantityError::Fraction));
         assert!(matches!(parse_duration("10us"), Err(QuantityError::UnknownUnit { unit, .. }) if unit == "us"));
-        assert!(matches!(parse_duration("10 minutes"), Err(QuantityError::UnknownUnit { unit, .. }) if unit == "minutes"));
+        assert!(
+            matches!(parse_duration("10 minutes"), Err(QuantityError::UnknownUnit { unit, .. }) if unit == "minutes")
+        );
         assert_eq!(parse_duration("30m1h"), Err(QuantityError::UnitOrder("h".into())));
         assert_eq!(parse_duration("5m5m"), Err(QuantityError::UnitOrder("m".into())));
         assert_eq!(parse_duration("99999999999999999999"), Err(QuantityError::Overflow));

@@ -26,7 +26,8 @@ fn embedded_default_loads_to_default() {
 #[test]
 fn embedded_default_documents_every_key() {
     let backend_keys = super::backend::BACKEND_KEYS;
-    let all = [TOP_KEYS, SERVER_KEYS, TLS_KEYS, ADMIN_KEYS, MCP_KEYS, SESSIONS_KEYS, POOL_KEYS, ROUTING_KEYS, LOGGING_KEYS];
+    let all =
+        [TOP_KEYS, SERVER_KEYS, TLS_KEYS, ADMIN_KEYS, MCP_KEYS, SESSIONS_KEYS, POOL_KEYS, ROUTING_KEYS, LOGGING_KEYS];
     for key in all.iter().flat_map(|k| k.iter()).chain(backend_keys) {
         let pattern = format!("{key}:");
         let line = DEFAULT_CONFIG_YAML.lines().find(|l| l.trim_start_matches([' ', '#', '-']).starts_with(&pattern));

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The whole gateway configuration, validated.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     /// Data-plane listener (`server.*`).
     pub server: ServerConfig,
@@ -239,21 +239,6 @@ impl Default for RoutingConfig {
 impl Default for LoggingConfig {
     fn default() -> Self {
         Self { level: "info".into(), format: LogFormat::Text, access_log: true }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            admin: AdminConfig::default(),
-            mcp: McpConfig::default(),
-            sessions: SessionsConfig::default(),
-            connection_pool: PoolConfig::default(),
-            routing: RoutingConfig::default(),
-            backends: Vec::new(),
-            logging: LoggingConfig::default(),
-        }
     }
 }
 

@@ -86,10 +86,7 @@ fn session_key_file_must_exist() {
     let mut cfg = base();
     let o = Overrides { session_key_file: Some(PathBuf::from("/nonexistent/keys")), ..Overrides::default() };
     let err = cfg.apply_overrides(&o).unwrap_err();
-    assert_eq!(
-        messages(&err),
-        ["--session-key-file:0:0: sessions.key_file: file not found: /nonexistent/keys"]
-    );
+    assert_eq!(messages(&err), ["--session-key-file:0:0: sessions.key_file: file not found: /nonexistent/keys"]);
     let o = Overrides { session_key_file: Some(PathBuf::from("Cargo.toml")), ..Overrides::default() };
     cfg.apply_overrides(&o).unwrap();
     assert_eq!(cfg.sessions.key_file, Some(PathBuf::from("Cargo.toml")));

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use super::backend::read_backends;
 use super::model::{
-    AdminConfig, Config, LogFormat, LoggingConfig, McpConfig, PoolConfig, RoutingConfig, ServerConfig,
-    SessionsConfig, TlsConfig,
+    AdminConfig, Config, LogFormat, LoggingConfig, McpConfig, PoolConfig, RoutingConfig, ServerConfig, SessionsConfig,
+    TlsConfig,
 };
 use super::tree::{Node, Pos};
 use super::walk::{Section, Walker};
@@ -84,9 +84,7 @@ pub(super) fn build(w: &mut Walker<'_>, root: Option<&Node>) -> Config {
 
 /// Whether two listeners would fight over one port (port 0 never clashes).
 pub(super) fn listeners_clash(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() != 0
-        && a.port() == b.port()
-        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+    a.port() != 0 && a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 /// Reads `host` and `port` into `listen`; returns where they were written, if anywhere.
@@ -191,7 +189,7 @@ fn logging(w: &mut Walker<'_>, node: Option<&Node>, l: &mut LoggingConfig) {
     });
     w.field(&sec, "format", &mut l.format, |w, n, k| {
         let text = w.scalar(n, k, "text or json")?;
-        match text.trim() {
+        match text.trim().to_ascii_lowercase().as_str() {
             "text" => Some(LogFormat::Text),
             "json" => Some(LogFormat::Json),
             _ => {

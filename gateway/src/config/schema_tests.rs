@@ -44,7 +44,10 @@ fn unknown_keys_list_the_allowed_ones() {
           (allowed: server, admin, mcp, sessions, connection_pool, routing, backends, logging)"]
     );
     let got = errors("server:\n  readTimeout: 5s\n");
-    assert!(got[0].starts_with("t.yaml:2:3: server.readTimeout: unknown key \"readTimeout\"; did you mean \"read_timeout\"?"));
+    assert!(
+        got[0]
+            .starts_with("t.yaml:2:3: server.readTimeout: unknown key \"readTimeout\"; did you mean \"read_timeout\"?")
+    );
     let got = errors("backends:\n  - name: a\n    url: http://h\n    wieght: 3\n");
     assert_eq!(
         got,
@@ -62,15 +65,25 @@ fn wrong_types() {
     assert_eq!(errors("server:\n  port: [1]\n"), ["t.yaml:2:9: server.port: expected a port number, got a sequence"]);
     let got = errors("- a\n");
     assert!(got[0].starts_with("t.yaml:1:1: expected a mapping (keys: server, admin,"), "{got:?}");
-    assert_eq!(errors("server:\n  keep_alive: yes\n"), ["t.yaml:2:15: server.keep_alive: expected true or false, got \"yes\""]);
-    assert_eq!(errors("logging:\n  access_log: {a: 1}\n"), ["t.yaml:2:15: logging.access_log: expected true or false, got a mapping"]);
+    assert_eq!(
+        errors("server:\n  keep_alive: yes\n"),
+        ["t.yaml:2:15: server.keep_alive: expected true or false, got \"yes\""]
+    );
+    assert_eq!(
+        errors("logging:\n  access_log: {a: 1}\n"),
+        ["t.yaml:2:15: logging.access_log: expected true or false, got a mapping"]
+    );
     let got = errors("server:\n  tls: true\n");
-    assert_eq!(got, ["t.yaml:2:8: server.tls: expected a mapping (keys: cert_file, key_file) for this section, got \"true\""]);
+    assert_eq!(
+        got,
+        ["t.yaml:2:8: server.tls: expected a mapping (keys: cert_file, key_file) for this section, got \"true\""]
+    );
 }
 
 #[test]
 fn numbers_out_of_range() {
-    let yaml = "backends:\n  - name: a\n    url: http://h\n    weight: 0\n  - name: b\n    url: http://h\n    weight: 1001\n";
+    let yaml =
+        "backends:\n  - name: a\n    url: http://h\n    weight: 0\n  - name: b\n    url: http://h\n    weight: 1001\n";
     assert_eq!(
         errors(yaml),
         [
@@ -98,18 +111,23 @@ fn bad_durations_and_sizes() {
         ["t.yaml:2:18: server.write_timeout: invalid duration \"10 minutes\": unknown unit \"minutes\"; \
           use one of ms, s, m, h, d (examples: 500ms, 60s, 5m, 1h30m, 2d)"]
     );
-    assert_eq!(
-        errors("sessions:\n  ttl: 0\n"),
-        ["t.yaml:2:8: sessions.ttl: must be greater than zero"]
-    );
+    assert_eq!(errors("sessions:\n  ttl: 0\n"), ["t.yaml:2:8: sessions.ttl: must be greater than zero"]);
     assert_eq!(
         errors("connection_pool:\n  connect_timeout: 0s\n"),
-        ["t.yaml:2:20: connection_pool.connect_timeout: a zero timeout is not allowed; use a positive duration such as 30s"]
+        [
+            "t.yaml:2:20: connection_pool.connect_timeout: a zero timeout is not allowed; use a positive duration such as 30s"
+        ]
     );
     let got = errors("server:\n  max_request_body: 4 megs\n");
     assert_eq!(got.len(), 1);
-    assert!(got[0].starts_with("t.yaml:2:21: server.max_request_body: invalid size \"4 megs\": unknown unit \"megs\""), "{got:?}");
-    assert_eq!(errors("server:\n  max_request_body: 0\n"), ["t.yaml:2:21: server.max_request_body: must be greater than zero"]);
+    assert!(
+        got[0].starts_with("t.yaml:2:21: server.max_request_body: invalid size \"4 megs\": unknown unit \"megs\""),
+        "{got:?}"
+    );
+    assert_eq!(
+        errors("server:\n  max_request_body: 0\n"),
+        ["t.yaml:2:21: server.max_request_body: must be greater than zero"]
+    );
 }
 
 #[test]
@@ -120,7 +138,10 @@ fn addresses_and_paths() {
           (host names are not resolved)"]
     );
     assert_eq!(errors("mcp:\n  path: mcp\n"), ["t.yaml:2:9: mcp.path: must start with '/', got \"mcp\""]);
-    assert_eq!(errors("mcp:\n  path: /a?b\n"), ["t.yaml:2:9: mcp.path: must be a plain path without '?', got \"/a?b\""]);
+    assert_eq!(
+        errors("mcp:\n  path: /a?b\n"),
+        ["t.yaml:2:9: mcp.path: must be a plain path without '?', got \"/a?b\""]
+    );
     assert_eq!(
         errors("mcp:\n  messages_path: /sse\n"),
         ["t.yaml:2:18: mcp.messages_path: must differ from mcp.sse_path (both are \"/sse\")"]
@@ -156,7 +177,10 @@ fn files_that_must_exist() {
     let yaml = format!("server:\n  tls:\n    cert_file: {}\n", cert.display());
     assert_eq!(errors(&yaml), ["t.yaml:3:5: server.tls.key_file: required when server.tls is set (PEM file)"]);
     let yaml = format!("sessions:\n  key_file: {}\n", dir.display());
-    assert_eq!(errors(&yaml), [format!("t.yaml:2:13: sessions.key_file: not a file: {} is a directory", dir.display())]);
+    assert_eq!(
+        errors(&yaml),
+        [format!("t.yaml:2:13: sessions.key_file: not a file: {} is a directory", dir.display())]
+    );
     let cfg = load_str(&format!("sessions:\n  key_file: {}\n", cert.display()), "t").unwrap();
     assert_eq!(cfg.sessions.key_file, Some(cert));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -173,7 +197,9 @@ fn backend_names_and_urls() {
     );
     assert_eq!(
         errors("backends:\n  - name: has space\n    url: http://h\n"),
-        ["t.yaml:2:11: backends[0].name: invalid backend name \"has space\": use 1 to 64 of the characters A-Z a-z 0-9 . _ -"]
+        [
+            "t.yaml:2:11: backends[0].name: invalid backend name \"has space\": use 1 to 64 of the characters A-Z a-z 0-9 . _ -"
+        ]
     );
     let long = "n".repeat(65);
     assert_eq!(errors(&format!("backends:\n  - name: {long}\n    url: http://h\n")).len(), 1);
@@ -204,10 +230,7 @@ backends:
   - name: a
     url: http://h3
 ";
-    assert_eq!(
-        errors(yaml),
-        ["t.yaml:6:11: backends[2].name: duplicate backend name \"a\" (first defined at line 2)"]
-    );
+    assert_eq!(errors(yaml), ["t.yaml:6:11: backends[2].name: duplicate backend name \"a\" (first defined at line 2)"]);
 }
 
 #[test]
@@ -215,8 +238,10 @@ fn transports_explicit_and_inferred() {
     let got = errors("backends:\n  - name: a\n    url: http://h\n    transport: streamable_http\n");
     assert_eq!(
         got,
-        ["t.yaml:4:16: backends[0].transport: unknown transport \"streamable_http\"; did you mean \"streamable-http\"? \
-          (allowed: streamable-http, sse)"]
+        [
+            "t.yaml:4:16: backends[0].transport: unknown transport \"streamable_http\"; did you mean \"streamable-http\"? \
+          (allowed: streamable-http, sse)"
+        ]
     );
     let got = errors("backends:\n  - name: a\n    url: http://h\n    transport: websocket\n");
     assert!(got[0].ends_with("unknown transport \"websocket\" (allowed: streamable-http, sse)"), "{got:?}");
@@ -226,7 +251,7 @@ fn transports_explicit_and_inferred() {
   - {name: b, url: 'http://h/v1/sse/'}
   - {name: c, url: http://h/mcp}
   - {name: d, url: http://h/sse, transport: streamable-http}
-  - {name: e, url: http://h/mcp, transport: sse}
+  - {name: e, url: http://h/mcp, transport: SSE}
 ";
     let got: Vec<_> = backends(yaml).iter().map(|b| (b.name.clone(), b.transport)).collect();
     let want = [
@@ -253,6 +278,7 @@ fn logging_values() {
     let got = errors("logging:\n  level: mcp_gateway=loud\n");
     assert!(got[0].starts_with("t.yaml:2:10: logging.level: invalid log filter"), "{got:?}");
     assert_eq!(load_str("logging: {level: WARN}\n", "t").unwrap().logging.level, "WARN");
+    assert_eq!(load_str("logging: {format: JSON}\n", "t").unwrap().logging.format, LogFormat::Json);
 }
 
 #[test]

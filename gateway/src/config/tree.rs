@@ -12,8 +12,8 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use super::errors::ConfigError;
 
-/// A 1-based position in the source text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A 1-based position in the source text (ordered by line, then column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct Pos {
     /// 1-based line.
     pub line: usize,
@@ -69,13 +69,26 @@ pub(super) fn parse(text: &str, file: &str) -> (Option<Node>, Vec<ConfigError>) 
     let mut builder = Builder { file, stack: Vec::new(), root: None, documents: 0, errors: Vec::new() };
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
-        let pos = Pos::from_marker(*e.marker());
-        let hint = if e.info().contains("tab") { " (indent YAML with spaces, not tabs)" } else { "" };
+        let mut pos = Pos::from_marker(*e.marker());
+        let mut hint = "";
+        if e.info().contains("tab") {
+            // The scanner marks the token before the tab; point at the tab itself.
+            pos = first_tab_from(text, pos.line).unwrap_or(pos);
+            hint = " (indent YAML with spaces, not tabs)";
+        }
         let message = format!("YAML syntax error: {}{hint}", e.info());
         builder.errors.push(ConfigError::new(file, pos.line, pos.column, "", message));
         return (None, builder.errors);
     }
     (builder.root, builder.errors)
+}
+
+/// The position of the first tab on or after 1-based `line`.
+fn first_tab_from(text: &str, line: usize) -> Option<Pos> {
+    text.lines()
+        .enumerate()
+        .skip(line.saturating_sub(1))
+        .find_map(|(i, l)| l.chars().position(|c| c == '\t').map(|col| Pos { line: i + 1, column: col + 1 }))
 }
 
 /// A mapping key that has been read and waits for its value.
@@ -146,7 +159,8 @@ impl MarkedEventReceiver for Builder<'_> {
             Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
                 Some(Frame::Seq { start, items, .. }) => self.deliver(Node { pos: start, kind: Kind::Seq(items) }),
                 Some(Frame::Map { start, entries, .. }) => {
-                    let pos = entries.first().map_or(start, |e| e.key_pos);
+                    // A block mapping's start marker lies after its first key; a flow one's is the `{`.
+                    let pos = entries.first().map_or(start, |e| e.key_pos.min(start));
                     self.deliver(Node { pos, kind: Kind::Map(entries) });
                 }
                 None => {}
@@ -168,7 +182,12 @@ impl Builder<'_> {
             self.error(pos, &path, "anchors (`&name`) are not supported; write the value out");
         }
         if let Some(tag) = tag {
-            let message = format!("tags (`!{}`) are not supported; remove the tag", tag.suffix);
+            let written = match tag.handle.as_str() {
+                "!" => format!("!{}", tag.suffix),
+                "tag:yaml.org,2002:" => format!("!!{}", tag.suffix),
+                handle => format!("{handle}{}", tag.suffix),
+            };
+            let message = format!("tags (`{written}`) are not supported; remove the tag");
             self.error(pos, &path, message);
         }
     }

@@ -96,11 +96,8 @@ impl<'a> Walker<'a> {
             Kind::Invalid => return None,
             Kind::Scalar(_) | Kind::Seq(_) => {
                 let what = if path.is_empty() { "the file" } else { "this section" };
-                let message = format!(
-                    "expected a mapping (keys: {}) for {what}, got {}",
-                    allowed.join(", "),
-                    describe(node)
-                );
+                let message =
+                    format!("expected a mapping (keys: {}) for {what}, got {}", allowed.join(", "), describe(node));
                 self.error(node.pos, path, message);
                 return None;
             }
@@ -250,8 +247,9 @@ impl<'a> Walker<'a> {
         match inner.parse() {
             Ok(ip) => Some(ip),
             Err(_) => {
-                let message =
-                    format!("expected an IP address such as 0.0.0.0, 127.0.0.1 or ::, got {text:?} (host names are not resolved)");
+                let message = format!(
+                    "expected an IP address such as 0.0.0.0, 127.0.0.1 or ::, got {text:?} (host names are not resolved)"
+                );
                 self.error(node.pos, key, message);
                 None
             }

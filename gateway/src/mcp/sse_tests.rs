@@ -26,7 +26,7 @@ fn boundary_detection() {
 #[test]
 fn event_end_finds_blank_lines() {
     assert_eq!(event_end(b"event: a\ndata: b\n\nrest"), Some(18));
-    assert_eq!(event_end(b"event: a\r\ndata: b\r\n\r\nrest"), Some(22));
+    assert_eq!(event_end(b"event: a\r\ndata: b\r\n\r\nrest"), Some(21));
     assert_eq!(event_end(b"data: b\n"), None);
     assert_eq!(event_end(b"data: b\r"), None);
     assert_eq!(event_end(b"data: b\r\r"), Some(9));
@@ -100,9 +100,9 @@ mod body {
     #[tokio::test(start_paused = true)]
     async fn keepalive_only_at_boundaries() {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(4);
-        let inner = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move {
+        let inner = StreamBody::new(Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
-        }));
+        })));
         let counter = IntCounter::new("k2", "k").unwrap();
         let mut body = SseStream::new(
             inner,

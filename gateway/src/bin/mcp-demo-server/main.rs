@@ -54,7 +54,7 @@ struct Cli {
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Path of the MCP endpoint.
-    #[arg(long, default_value = "/mcp")]
+    #[arg(long, default_value = "/mcp", value_parser = parse_path)]
     path: String,
     /// Interval of `: keepalive` comments on GET streams (e.g. 15s, 500ms).
     #[arg(long, default_value = "15s", value_parser = sse::parse_duration)]
@@ -76,7 +76,6 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    anyhow::ensure!(cli.path.starts_with('/'), "--path must start with '/'");
     let runtime = if cli.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -154,18 +153,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// HTTP/1.1 (keep-alive, pipelined responses flushed together) and h2c by prior knowledge.
 fn connection_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // No header read timeout: it arms a timer for every request, which costs more than the
+    // slow-client protection is worth on a loopback demo backend.
     builder
         .http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
         .pipeline_flush(true)
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(None);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(1024)
         .keep_alive_interval(None);
     builder
+}
+
+/// `--path`: an absolute path with no query.
+fn parse_path(s: &str) -> Result<String, String> {
+    if s.starts_with('/') && !s.contains(['?', '#', ' ']) {
+        Ok(s.to_owned())
+    } else {
+        Err("must start with '/' and hold no '?', '#' or space".to_owned())
+    }
 }
 
 /// Resolves on Ctrl-C or (Unix) SIGTERM.
@@ -188,5 +198,50 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let cli = Cli::try_parse_from(["mcp-demo-server"]).unwrap();
+        assert_eq!(cli.listen, "127.0.0.1:3001".parse::<SocketAddr>().unwrap());
+        assert_eq!(cli.mode, Mode::Json);
+        assert!(!cli.stateless);
+        assert_eq!(cli.name, "demo");
+        assert_eq!(cli.threads, 1);
+        assert_eq!(cli.path, "/mcp");
+        assert_eq!(cli.keepalive, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn flags() {
+        let cli = Cli::try_parse_from([
+            "mcp-demo-server",
+            "--listen",
+            "[::1]:0",
+            "--mode",
+            "sse",
+            "--stateless",
+            "--name",
+            "r2",
+            "--threads",
+            "2",
+            "--path",
+            "/x/mcp",
+            "--keepalive",
+            "500ms",
+        ])
+        .unwrap();
+        assert_eq!(cli.listen.port(), 0);
+        assert_eq!(cli.mode, Mode::Sse);
+        assert!(cli.stateless);
+        assert_eq!(cli.path, "/x/mcp");
+        assert_eq!(cli.keepalive, Duration::from_millis(500));
+        assert!(Cli::try_parse_from(["mcp-demo-server", "--path", "mcp"]).is_err());
+        assert!(Cli::try_parse_from(["mcp-demo-server", "--mode", "xml"]).is_err());
     }
 }

@@ -172,6 +172,8 @@ async fn get_stream_stays_open_until_delete() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()[CONTENT_TYPE], sse::CONTENT_TYPE);
     let mut body = resp.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(&first[..], sse::OPENED);
     let pending = tokio::time::timeout(Duration::from_millis(50), body.frame()).await;
     assert!(
         pending.is_err(),

@@ -19,6 +19,10 @@ pub const CONTENT_TYPE: &str = "text/event-stream";
 /// The comment sent on idle GET streams.
 pub const KEEPALIVE: &[u8] = b": keepalive\n\n";
 
+/// The comment that opens a GET stream. Without a first body chunk HTTP/1.1 response
+/// headers would wait in hyper's buffer until the first keepalive.
+pub const OPENED: &[u8] = b": stream opened\n\n";
+
 static NEXT_EVENT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Allocates the next event id.
@@ -55,12 +59,13 @@ pub fn paced(events: Vec<Bytes>, interval: Duration) -> BoxStream<'static, Bytes
         .boxed()
 }
 
-/// The GET stream: a keepalive comment every `keepalive`, ending when `alive` reports the
-/// session gone. A client that leaves drops the body, which ends it too.
+/// The GET stream: [`OPENED`] at once, then a keepalive comment every `keepalive`, ending
+/// when `alive` reports the session gone. A client that leaves drops the body, which ends it
+/// too.
 pub fn listen(keepalive: Duration, alive: watch::Receiver<()>) -> BoxStream<'static, Bytes> {
     let mut ticks = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    stream::unfold((ticks, alive), |(mut ticks, mut alive)| async move {
+    let keepalives = stream::unfold((ticks, alive), |(mut ticks, mut alive)| async move {
         // Each pass either yields a keepalive or consumes a change; no value is ever sent on
         // the channel, so `changed()` only returns once, with an error, when the session goes.
         loop {
@@ -69,8 +74,10 @@ pub fn listen(keepalive: Duration, alive: watch::Receiver<()>) -> BoxStream<'sta
                 r = alive.changed() => if r.is_err() { return None },
             }
         }
-    })
-    .boxed()
+    });
+    stream::once(std::future::ready(Bytes::from_static(OPENED)))
+        .chain(keepalives)
+        .boxed()
 }
 
 /// Parses `--keepalive`-style durations: `15`, `15s`, `500ms`, `2m`.
@@ -143,6 +150,8 @@ mod tests {
         let (tx, rx) = watch::channel(());
         let mut s = listen(Duration::from_millis(30), rx);
         let start = Instant::now();
+        assert_eq!(s.next().await.unwrap(), Bytes::from_static(OPENED));
+        assert!(start.elapsed() < Duration::from_millis(30));
         assert_eq!(s.next().await.unwrap(), Bytes::from_static(KEEPALIVE));
         assert!(start.elapsed() >= Duration::from_millis(30));
         assert_eq!(s.next().await.unwrap(), Bytes::from_static(KEEPALIVE));

@@ -1,0 +1,147 @@
+//! The `mcp-gateway` binary: config validation and exit codes, `keygen`,
+//! and graceful shutdown on SIGTERM with a call in flight.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+use crate::common::process::{Demo, GATEWAY_BIN, Pipe, Proc, run_to_end};
+use crate::common::rpc::{call, client, open_session, post, response_message, tool_text};
+use crate::common::{KeyFile, bounded, key};
+
+/// The gateway binary with a clean logging environment.
+fn gateway(args: &[&str]) -> Command {
+    let mut cmd = Command::new(GATEWAY_BIN);
+    cmd.args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("LOG_LEVEL")
+        .env_remove("LOG_FORMAT")
+        .env_remove("MCP_GATEWAY_CONFIG");
+    cmd
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// An unknown key on line 4, a bad duration on line 6.
+const BAD_YAML: &str = "server:\n  host: 127.0.0.1\n  port: 0\n  read_timout: 5s\nrouting:\n  health_check_interval: 5 parsecs\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_config_is_exit_1_with_every_error_located() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = write(dir.path(), "bad.yaml", BAD_YAML);
+        for args in [
+            vec!["--config", bad.as_str(), "--validate"],
+            vec!["validate", "--config", bad.as_str()],
+        ] {
+            let (status, _, stderr) = run_to_end(gateway(&args)).await;
+            assert_eq!(status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("{bad}:4:")),
+                "{args:?}: no file:line for the unknown key:\n{stderr}"
+            );
+            assert!(
+                stderr.contains("server.read_timout"),
+                "{args:?}: key not named:\n{stderr}"
+            );
+            assert!(
+                stderr.contains(&format!("{bad}:6:")),
+                "{args:?}: no file:line for the duration:\n{stderr}"
+            );
+            assert!(
+                stderr.contains("routing.health_check_interval"),
+                "{args:?}: key not named:\n{stderr}"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_config_flags_and_keygen() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyFile::new(&[key(50)]);
+        let good = format!(
+            "server:\n  host: 127.0.0.1\n  port: 0\nadmin:\n  host: 127.0.0.1\n  port: 0\nsessions:\n  key_file: \"{}\"\nbackends:\n  - name: a\n    url: http://127.0.0.1:9/mcp\n",
+            keys.path.display()
+        );
+        let good = write(dir.path(), "good.yaml", &good);
+        let (status, _, stderr) = run_to_end(gateway(&["--config", &good, "--validate"])).await;
+        assert_eq!(status.code(), Some(0), "{stderr}");
+        assert!(stderr.contains("configuration OK"), "{stderr}");
+        let (status, _, stderr) = run_to_end(gateway(&["validate", "--config", &good])).await;
+        assert_eq!(status.code(), Some(0), "{stderr}");
+
+        let (status, _, stderr) = run_to_end(gateway(&["--no-such-flag"])).await;
+        assert_eq!(status.code(), Some(2), "{stderr}");
+
+        let args = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--backend", "nourl"];
+        let (status, _, stderr) = run_to_end(gateway(&args)).await;
+        assert!(!status.success(), "started with --backend nourl: {stderr}");
+        assert!(stderr.contains("--backend") && stderr.contains("expected NAME=URL"), "{stderr}");
+
+        let (status, first, _) = run_to_end(gateway(&["keygen"])).await;
+        assert!(status.success());
+        let (_, second, _) = run_to_end(gateway(&["keygen"])).await;
+        for out in [&first, &second] {
+            let k = out.trim_end_matches('\n');
+            assert_eq!(k.len(), 64, "{out:?}");
+            assert!(k.bytes().all(|b| b.is_ascii_hexdigit()), "{out:?}");
+        }
+        assert_ne!(first, second, "keygen printed the same key twice");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_calls_then_exits_0() {
+    bounded(async {
+        let demo = Demo::start("a").await;
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeyFile::new(&[key(51)]);
+        let yaml = format!(
+            "server:\n  host: 127.0.0.1\n  port: 0\n  shutdown_timeout: 10s\nadmin:\n  host: 127.0.0.1\n  port: 0\n\
+             sessions:\n  key_file: \"{}\"\nbackends:\n  - name: a\n    url: {}\nlogging:\n  format: json\n  level: info\n",
+            keys.path.display(),
+            demo.url
+        );
+        let config = write(dir.path(), "gateway.yaml", &yaml);
+        let mut gw = Proc::spawn(gateway(&["--config", &config]));
+        let line = gw.wait_line(Pipe::Stderr, Duration::from_secs(10), |l| l.contains("\"data_addr\"")).await;
+        let line = line.unwrap_or_else(|| panic!("gateway did not start:\n{}", gw.output()));
+        let log: Value = serde_json::from_str(&line).unwrap();
+        let addr = log["data_addr"].as_str().unwrap().to_owned();
+        let url = format!("http://{addr}/mcp");
+
+        let c = client();
+        let sid = open_session(&c, &url).await;
+        let in_flight = tokio::spawn({
+            let (c, url, sid) = (c.clone(), url.clone(), sid.clone());
+            async move {
+                let resp = post(&c, &url, &call(9, "sleep", json!({"ms": 1000})), Some(&sid)).send().await.unwrap();
+                (resp.status().as_u16(), response_message(resp).await)
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        gw.signal("TERM");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "new connections still accepted while draining");
+        assert!(gw.wait_exit(Duration::from_millis(1)).await.is_none(), "exited before the call finished");
+
+        let (status, msg) = tokio::time::timeout(Duration::from_secs(5), in_flight).await.unwrap().unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(tool_text(&msg), "slept");
+        let exit = gw.wait_exit(Duration::from_secs(5)).await;
+        let exit = exit.unwrap_or_else(|| panic!("gateway still running 5 s after the drain:\n{}", gw.output()));
+        assert_eq!(exit.code(), Some(0), "{}", gw.output());
+        assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
+    })
+    .await;
+}
