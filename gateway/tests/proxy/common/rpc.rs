@@ -86,10 +86,10 @@ pub async fn response_message(resp: Response) -> Value {
     }
     sse_events(&text)
         .into_iter()
+        .rev()
         .filter_map(|e| e.data)
         .map(|d| serde_json::from_str::<Value>(&d).unwrap())
-        .filter(|m| m.get("id").is_some() && m.get("method").is_none())
-        .last()
+        .find(|m| m.get("id").is_some() && m.get("method").is_none())
         .unwrap_or_else(|| panic!("no response event in: {text:.300}"))
 }
 
