@@ -37,7 +37,7 @@ pub async fn open(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -
     let upstream_req = Request::from_parts(parts, http_body_util::Full::default());
     let resp = exchange(shared, &backend, upstream_req, OnClientGone::Close, false).await?;
     if !resp.status().is_success() {
-        return Ok(respond(shared, &backend, resp, None, ctx, "legacy_sse", true));
+        return respond(shared, &backend, resp, None, ctx, "legacy_sse", true);
     }
     let (mut parts, body) = resp.into_parts();
     crate::proxy::forward::strip_hop_by_hop(&mut parts.headers);
@@ -56,8 +56,11 @@ pub async fn open(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -
                 issued_at: now_unix(),
                 principal: None,
             };
+            let Some(token) = shared.sealer.seal_checked(&claims) else {
+                tracing::error!(backend = %backend.name, "legacy endpoint URL too long to seal into a session id");
+                return None;
+            };
             shared.metrics.sessions_created.with_label_values(&[&backend.name, "sse"]).inc();
-            let token = shared.sealer.seal(&claims);
             Some(format!("{}?session_id={token}", shared.config.mcp.messages_path))
         })
     };
@@ -87,7 +90,7 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -
     prepare(&mut parts.headers, &backend, ctx, None)?;
     let upstream_req = Request::from_parts(parts, http_body_util::Full::new(bytes));
     let resp = exchange(shared, &backend, upstream_req, OnClientGone::Detach, true).await?;
-    Ok(respond(shared, &backend, resp, Some(token), ctx, "legacy_post", false))
+    respond(shared, &backend, resp, Some(token), ctx, "legacy_post", false)
 }
 
 /// The backend's POST endpoint as a path-and-query on the backend's authority.

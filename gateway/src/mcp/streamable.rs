@@ -55,7 +55,7 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -
     prepare(&mut parts.headers, &backend, ctx, upstream_session.as_deref())?;
     let upstream_req = Request::from_parts(parts, http_body_util::Full::new(bytes));
     let resp = exchange(shared, &backend, upstream_req, OnClientGone::Detach, token.is_some()).await?;
-    Ok(respond(shared, &backend, resp, token, ctx, "streamable_post", false))
+    respond(shared, &backend, resp, token, ctx, "streamable_post", false)
 }
 
 /// GET: the server→client stream of a session (or 405 from a stateless backend).
@@ -77,7 +77,7 @@ pub async fn get(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) ->
     prepare(&mut parts.headers, &backend, ctx, upstream_session.as_deref())?;
     let upstream_req = Request::from_parts(parts, http_body_util::Full::default());
     let resp = exchange(shared, &backend, upstream_req, OnClientGone::Close, token.is_some()).await?;
-    Ok(respond(shared, &backend, resp, token, ctx, "streamable_get", true))
+    respond(shared, &backend, resp, token, ctx, "streamable_get", true)
 }
 
 /// DELETE: end a session.
@@ -102,7 +102,7 @@ pub async fn delete(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx)
         shared.activity.forget(&token);
         shared.metrics.sessions_deleted.with_label_values(&[&backend.name]).inc();
     }
-    Ok(respond(shared, &backend, resp, Some(token), ctx, "streamable_delete", false))
+    respond(shared, &backend, resp, Some(token), ctx, "streamable_delete", false)
 }
 
 fn pick(shared: &Shared) -> Result<Arc<Backend>, GatewayError> {
@@ -170,7 +170,7 @@ pub(super) fn respond(
     ctx: &mut Ctx,
     stream_label: &str,
     close_on_drain: bool,
-) -> Response<GwBody> {
+) -> Result<Response<GwBody>, GatewayError> {
     let (mut parts, body) = resp.into_parts();
     forward::strip_hop_by_hop(&mut parts.headers);
     if client_token.is_some() && parts.status == StatusCode::NOT_FOUND {
@@ -180,17 +180,23 @@ pub(super) fn respond(
     if let Some(upstream) = parts.headers.remove(MCP_SESSION_ID) {
         let value = match client_token {
             Some(t) => HeaderValue::from_str(&t).ok(),
-            None => upstream.to_str().ok().and_then(|s| {
-                let claims = SessionClaims {
-                    backend: backend.name.to_string(),
-                    upstream_session: s.to_owned(),
-                    transport: SessionTransport::Streamable,
-                    issued_at: now_unix(),
-                    principal: None,
+            None => {
+                let sealed = upstream.to_str().ok().and_then(|s| {
+                    shared.sealer.seal_checked(&SessionClaims {
+                        backend: backend.name.to_string(),
+                        upstream_session: s.to_owned(),
+                        transport: SessionTransport::Streamable,
+                        issued_at: now_unix(),
+                        principal: None,
+                    })
+                });
+                let Some(sealed) = sealed else {
+                    // A session id we cannot seal could never be routed back: fail now, loudly.
+                    return Err(GatewayError::BadUpstreamSession(Arc::clone(&backend.name)));
                 };
                 shared.metrics.sessions_created.with_label_values(&[&backend.name, "streamable-http"]).inc();
-                HeaderValue::from_str(&shared.sealer.seal(&claims)).ok()
-            }),
+                HeaderValue::from_str(&sealed).ok()
+            }
         };
         if let Some(v) = value {
             parts.headers.insert(MCP_SESSION_ID, v);
@@ -218,7 +224,7 @@ pub(super) fn respond(
     } else {
         body.boxed_unsync()
     };
-    Response::from_parts(parts, body)
+    Ok(Response::from_parts(parts, body))
 }
 
 use http::HeaderName;

@@ -89,9 +89,9 @@ pub enum GatewayError {
         #[source]
         source: hyper_util::client::legacy::Error,
     },
-    /// The legacy SSE backend's stream ended or broke before announcing its endpoint.
-    #[error("backend {0} sent no endpoint event")]
-    NoEndpointEvent(Arc<str>),
+    /// The backend issued a session id too long to seal into a gateway id.
+    #[error("backend {0} issued a session id too long to route (over ~2900 bytes)")]
+    BadUpstreamSession(Arc<str>),
     // --- internal ---
     /// A bug: an upstream request could not be built.
     #[error("internal error building the upstream request")]
@@ -116,7 +116,9 @@ impl GatewayError {
             | Self::WrongTransport
             | Self::SessionBackendDown(_) => StatusCode::NOT_FOUND,
             Self::NoHealthyBackend | Self::PoolExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Connect { .. } | Self::Upstream { .. } | Self::NoEndpointEvent(_) => StatusCode::BAD_GATEWAY,
+            Self::Connect { .. } | Self::Upstream { .. } | Self::BadUpstreamSession(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -140,7 +142,7 @@ impl GatewayError {
             | Self::Connect { .. }
             | Self::UpstreamTimeout(_)
             | Self::Upstream { .. }
-            | Self::NoEndpointEvent(_)
+            | Self::BadUpstreamSession(_)
             | Self::Internal(_) => -32603,
         }
     }
@@ -167,7 +169,7 @@ impl GatewayError {
             Self::Connect { .. } => "connect_error",
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::Upstream { .. } => "upstream_error",
-            Self::NoEndpointEvent(_) => "no_endpoint_event",
+            Self::BadUpstreamSession(_) => "bad_upstream_session",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -180,8 +182,7 @@ impl GatewayError {
             | Self::NoHealthyBackend
             | Self::PoolExhausted(_)
             | Self::Connect { .. }
-            | Self::UpstreamTimeout(_)
-            | Self::NoEndpointEvent(_) => true,
+            | Self::UpstreamTimeout(_) => true,
             Self::BodyTooLarge { .. }
             | Self::Parse(_)
             | Self::InvalidRequest(_)
@@ -195,6 +196,7 @@ impl GatewayError {
             | Self::WrongTransport
             | Self::SessionBackendDown(_)
             | Self::Upstream { .. }
+            | Self::BadUpstreamSession(_)
             | Self::Internal(_) => false,
         }
     }

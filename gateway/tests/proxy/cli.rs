@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 
 use crate::common::process::{Demo, GATEWAY_BIN, Pipe, Proc, run_to_end};
-use crate::common::rpc::{call, client, open_session, post, response_message, tool_text};
+use crate::common::rpc::{PROTOCOL, call, client, open_session, post, response_message, tool_text};
 use crate::common::{KeyFile, bounded, key};
 
 /// The gateway binary with a clean logging environment.
@@ -129,12 +129,28 @@ async fn sigterm_drains_in_flight_calls_then_exits_0() {
                 (resp.status().as_u16(), response_message(resp).await)
             }
         });
+        let mut stream = c
+            .get(&url)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &sid)
+            .header("mcp-protocol-version", PROTOCOL)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status(), 200);
         tokio::time::sleep(Duration::from_millis(250)).await;
         gw.signal("TERM");
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "new connections still accepted while draining");
         assert!(gw.wait_exit(Duration::from_millis(1)).await.is_none(), "exited before the call finished");
 
+        // The GET stream is ended (cleanly, at an event boundary) so its client reconnects.
+        let end = tokio::time::timeout(Duration::from_secs(3), async {
+            while let Some(chunk) = stream.chunk().await.unwrap() {
+                assert!(chunk.starts_with(b":"), "unexpected data on the GET stream: {chunk:?}");
+            }
+        });
+        end.await.expect("GET stream still open 3 s into the drain");
         let (status, msg) = tokio::time::timeout(Duration::from_secs(5), in_flight).await.unwrap().unwrap();
         assert_eq!(status, 200);
         assert_eq!(tool_text(&msg), "slept");

@@ -166,10 +166,22 @@ async fn bodies_over_the_limit_are_413() {
             .await;
         let c = client();
         let sid = open_session(&c, &gw.mcp).await;
-        // Under the cap: forwarded.
-        let small = call(1, "echo", json!({"text": "x".repeat(700)}));
-        let resp = post(&c, &gw.mcp, &small, Some(&sid)).send().await.unwrap();
+        // Exactly at the cap: forwarded; one byte more: refused.
+        let empty_len = call(1, "echo", json!({"text": ""})).to_string().len();
+        let exact = call(1, "echo", json!({"text": "x".repeat(1024 - empty_len)})).to_string();
+        assert_eq!(exact.len(), 1024);
+        let resp = post_raw(&c, &gw.mcp, exact.clone(), Some(&sid))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
+        let over = exact.replacen("\"x", "\"xx", 1);
+        assert_eq!(over.len(), 1025);
+        let resp = post_raw(&c, &gw.mcp, over, Some(&sid))
+            .send()
+            .await
+            .unwrap();
+        expect_gw_error(resp, 413, -32600, "body_too_large").await;
         // Announced by Content-Length.
         let big = call(2, "echo", json!({"text": "x".repeat(2000)})).to_string();
         let resp = post_raw(&c, &gw.mcp, big.clone(), Some(&sid))
@@ -310,6 +322,20 @@ async fn request_id_and_forwarded_for() {
         let me: Value =
             serde_json::from_str(rpc::tool_text(&response_message(resp).await)).unwrap();
         assert_eq!(me["headers"]["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+        // An unusable client id (too long, or not visible ASCII) is replaced.
+        for bad in ["x".repeat(200), "has space".to_owned()] {
+            let resp = post(&c, &gw.mcp, &call(4, "whoami", json!({})), Some(&sid))
+                .header("x-request-id", bad.as_str())
+                .send()
+                .await
+                .unwrap();
+            let echoed = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+            assert_ne!(echoed, bad);
+            assert_eq!(echoed.len(), 32, "{echoed}");
+            let me: Value =
+                serde_json::from_str(rpc::tool_text(&response_message(resp).await)).unwrap();
+            assert_eq!(me["headers"]["x-request-id"], echoed.as_str());
+        }
         // Each request gets its own generated id.
         let other = whoami(&c, &gw.mcp, Some(&sid)).await;
         assert_ne!(other["headers"]["x-request-id"], generated.as_str());
@@ -342,6 +368,54 @@ async fn unknown_paths_and_methods() {
         // DELETE without a session id is a client error, not a backend call.
         let resp = c.delete(&gw.mcp).send().await.unwrap();
         expect_gw_error(resp, 400, -32600, "missing_session").await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_errors_pass_through_unchanged() {
+    bounded(async {
+        let demo = Demo::start("a").await;
+        let keys = KeyFile::new(&[key(29)]);
+        let gw = Setup::new(&keys).backend("a", &demo.url).start().await;
+        let c = client();
+        let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+        // The backend requires a session (B2): its 400 reaches the client as is.
+        let resp = post(&c, &gw.mcp, &ping, None).send().await.unwrap();
+        assert_eq!(resp.status(), 400);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], -32000, "{body}");
+        assert!(
+            body["error"].get("data").is_none(),
+            "gateway rewrote the backend's 400: {body}"
+        );
+        // An unsupported protocol version (C1): the backend's 400 passes.
+        let sid = open_session(&c, &gw.mcp).await;
+        let resp = post_raw(&c, &gw.mcp, ping.to_string(), None)
+            .header("mcp-session-id", &sid)
+            .header("mcp-protocol-version", "1999-01-01")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], -32022, "{body}");
+        // 2026-07-28 unknown method (F2): 404 with -32601 tells modern from legacy.
+        let unknown = json!({"jsonrpc": "2.0", "id": 2, "method": "nope/nothing"});
+        let resp = post(&c, &gw.mcp, &unknown, None)
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "nope/nothing")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            (&body["id"], &body["error"]["code"]),
+            (&json!(2), &json!(-32601)),
+            "{body}"
+        );
+        assert!(body["error"].get("data").is_none(), "{body}");
     })
     .await;
 }

@@ -308,3 +308,27 @@ async fn session_on_a_dead_backend_is_backend_down() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_past_their_ttl_are_expired() {
+    bounded(async {
+        let demo = Demo::start("a").await;
+        let keys = KeyFile::new(&[key(11)]);
+        let gw = Setup::new(&keys)
+            .backend("a", &demo.url)
+            .sessions("ttl: 1s")
+            .start()
+            .await;
+        let c = client();
+        let sid = open_session(&c, &gw.mcp).await;
+        // Whole seconds: past issued_at + 1 s within at most ~2 s.
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        expect_gw_error(ping(&c, &gw.mcp, &sid).await, 404, -32001, "expired").await;
+        assert_eq!(
+            gw.metric("mcp_session_routing_failures_total{reason=\"expired\"}")
+                .await,
+            Some(1.0)
+        );
+    })
+    .await;
+}

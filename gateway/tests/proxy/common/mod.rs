@@ -53,6 +53,7 @@ pub struct Setup {
     server: Vec<String>,
     mcp: Vec<String>,
     routing: Vec<String>,
+    sessions: Vec<String>,
 }
 
 impl Setup {
@@ -64,6 +65,7 @@ impl Setup {
             server: Vec::new(),
             mcp: Vec::new(),
             routing: Vec::new(),
+            sessions: Vec::new(),
         }
     }
 
@@ -93,6 +95,12 @@ impl Setup {
         self
     }
 
+    /// Add a `sessions.*` line (besides `key_file`), e.g. `ttl: 1s`.
+    pub fn sessions(mut self, line: &str) -> Self {
+        self.sessions.push(line.to_owned());
+        self
+    }
+
     /// Add a `routing.*` line.
     pub fn routing(mut self, line: &str) -> Self {
         self.routing.push(line.to_owned());
@@ -113,6 +121,8 @@ impl Setup {
         };
         let mut server = vec!["host: 127.0.0.1".to_owned(), "port: 0".to_owned()];
         server.extend(self.server.iter().cloned());
+        let mut sessions = vec![format!("key_file: \"{}\"", self.key_file.display())];
+        sessions.extend(self.sessions.iter().cloned());
         let backends = if self.backends.is_empty() {
             "backends: []\n".to_owned()
         } else {
@@ -124,9 +134,9 @@ impl Setup {
             format!("backends:\n{items}")
         };
         format!(
-            "{}admin:\n  host: 127.0.0.1\n  port: 0\nsessions:\n  key_file: \"{}\"\n{}{}logging:\n  access_log: false\n{backends}",
+            "{}admin:\n  host: 127.0.0.1\n  port: 0\n{}{}{}logging:\n  access_log: false\n{backends}",
             section("server", &server),
-            self.key_file.display(),
+            section("sessions", &sessions),
             section("mcp", &self.mcp),
             section("routing", &self.routing),
         )
