@@ -32,16 +32,10 @@ const MAX_REWRITE_BUFFER: usize = 64 * 1024;
 
 /// Tracks whether everything written so far ends on an event boundary
 /// (a blank line), with `\n`, `\r` or `\r\n` line endings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Boundary {
     tail: [u8; 4],
     written: bool,
-}
-
-impl Default for Boundary {
-    fn default() -> Self {
-        Self { tail: [0; 4], written: false }
-    }
 }
 
 impl Boundary {

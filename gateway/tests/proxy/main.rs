@@ -4,6 +4,7 @@
 mod admin;
 mod cli;
 mod common;
+mod edge;
 mod protocol;
 mod sessions;
 mod streaming;
