@@ -8,3 +8,4 @@ mod edge;
 mod protocol;
 mod sessions;
 mod streaming;
+mod tls;
