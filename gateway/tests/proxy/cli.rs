@@ -29,35 +29,21 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 }
 
 /// An unknown key on line 4, a bad duration on line 6.
-const BAD_YAML: &str = "server:\n  host: 127.0.0.1\n  port: 0\n  read_timout: 5s\nrouting:\n  health_check_interval: 5 parsecs\n";
+const BAD_YAML: &str =
+    "server:\n  host: 127.0.0.1\n  port: 0\n  read_timout: 5s\nrouting:\n  health_check_interval: 5 parsecs\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_config_is_exit_1_with_every_error_located() {
     bounded(async {
         let dir = tempfile::tempdir().unwrap();
         let bad = write(dir.path(), "bad.yaml", BAD_YAML);
-        for args in [
-            vec!["--config", bad.as_str(), "--validate"],
-            vec!["validate", "--config", bad.as_str()],
-        ] {
+        for args in [vec!["--config", bad.as_str(), "--validate"], vec!["validate", "--config", bad.as_str()]] {
             let (status, _, stderr) = run_to_end(gateway(&args)).await;
             assert_eq!(status.code(), Some(1), "{args:?}: {stderr}");
-            assert!(
-                stderr.contains(&format!("{bad}:4:")),
-                "{args:?}: no file:line for the unknown key:\n{stderr}"
-            );
-            assert!(
-                stderr.contains("server.read_timout"),
-                "{args:?}: key not named:\n{stderr}"
-            );
-            assert!(
-                stderr.contains(&format!("{bad}:6:")),
-                "{args:?}: no file:line for the duration:\n{stderr}"
-            );
-            assert!(
-                stderr.contains("routing.health_check_interval"),
-                "{args:?}: key not named:\n{stderr}"
-            );
+            assert!(stderr.contains(&format!("{bad}:4:")), "{args:?}: no file:line for the unknown key:\n{stderr}");
+            assert!(stderr.contains("server.read_timout"), "{args:?}: key not named:\n{stderr}");
+            assert!(stderr.contains(&format!("{bad}:6:")), "{args:?}: no file:line for the duration:\n{stderr}");
+            assert!(stderr.contains("routing.health_check_interval"), "{args:?}: key not named:\n{stderr}");
         }
     })
     .await;

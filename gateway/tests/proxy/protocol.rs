@@ -7,9 +7,7 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 
 use crate::common::process::Demo;
-use crate::common::rpc::{
-    self, call, client, expect_gw_error, open_session, post, post_raw, response_message,
-};
+use crate::common::rpc::{self, call, client, expect_gw_error, open_session, post, post_raw, response_message};
 use crate::common::{KeyFile, Setup, bounded, key};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,10 +17,7 @@ async fn invalid_bodies_are_refused_at_the_edge() {
         let keys = KeyFile::new(&[key(20)]);
         let gw = Setup::new(&keys).backend("a", &demo.url).start().await;
         let c = client();
-        let resp = post_raw(&c, &gw.mcp, "{\"jsonrpc\":", None)
-            .send()
-            .await
-            .unwrap();
+        let resp = post_raw(&c, &gw.mcp, "{\"jsonrpc\":", None).send().await.unwrap();
         expect_gw_error(resp, 400, -32700, "parse_error").await;
         for body in [
             "{}",
@@ -38,16 +33,8 @@ async fn invalid_bodies_are_refused_at_the_edge() {
                 assert!(err["id"].is_null(), "{err}");
             }
         }
-        assert_eq!(
-            gw.metric("mcp_client_errors_total{reason=\"invalid_request\"}")
-                .await,
-            Some(4.0)
-        );
-        assert_eq!(
-            gw.metric("mcp_client_errors_total{reason=\"parse_error\"}")
-                .await,
-            Some(1.0)
-        );
+        assert_eq!(gw.metric("mcp_client_errors_total{reason=\"invalid_request\"}").await, Some(4.0));
+        assert_eq!(gw.metric("mcp_client_errors_total{reason=\"parse_error\"}").await, Some(1.0));
     })
     .await;
 }
@@ -102,21 +89,10 @@ async fn routing_headers_must_match_the_body() {
                 .header("mcp-method", m)
                 .header("mcp-name", n)
         };
-        let err = expect_gw_error(
-            modern("tools/list", "whoami").send().await.unwrap(),
-            400,
-            -32600,
-            "header_mismatch",
-        )
-        .await;
+        let err =
+            expect_gw_error(modern("tools/list", "whoami").send().await.unwrap(), 400, -32600, "header_mismatch").await;
         assert_eq!(err["id"], 5);
-        expect_gw_error(
-            modern("tools/call", "echo").send().await.unwrap(),
-            400,
-            -32600,
-            "header_mismatch",
-        )
-        .await;
+        expect_gw_error(modern("tools/call", "echo").send().await.unwrap(), 400, -32600, "header_mismatch").await;
         let resp = modern("tools/call", "whoami").send().await.unwrap();
         assert_eq!(resp.status(), 200);
     })
@@ -129,11 +105,7 @@ async fn stateless_2026_requests_balance_without_sessions() {
         let a = Demo::spawn(&["--stateless", "--name", "a"], &[]).await;
         let b = Demo::spawn(&["--stateless", "--name", "b"], &[]).await;
         let keys = KeyFile::new(&[key(26)]);
-        let gw = Setup::new(&keys)
-            .backend("a", &a.url)
-            .backend("b", &b.url)
-            .start()
-            .await;
+        let gw = Setup::new(&keys).backend("a", &a.url).backend("b", &b.url).start().await;
         let c = client();
         let mut seen = HashSet::new();
         for i in 0..40 {
@@ -145,12 +117,8 @@ async fn stateless_2026_requests_balance_without_sessions() {
                 .await
                 .unwrap();
             assert_eq!(resp.status(), 200);
-            assert!(
-                resp.headers().get("mcp-session-id").is_none(),
-                "a stateless answer got a session id"
-            );
-            let me: Value =
-                serde_json::from_str(rpc::tool_text(&response_message(resp).await)).unwrap();
+            assert!(resp.headers().get("mcp-session-id").is_none(), "a stateless answer got a session id");
+            let me: Value = serde_json::from_str(rpc::tool_text(&response_message(resp).await)).unwrap();
             assert!(me["session"].is_null(), "{me}");
             assert_eq!(me["headers"]["mcp-protocol-version"], "2026-07-28");
             seen.insert(me["server"].as_str().unwrap().to_owned());
@@ -168,10 +136,7 @@ async fn stateless_2026_requests_balance_without_sessions() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 405);
-        assert_eq!(
-            resp.headers().get("allow").map(|v| v.to_str().unwrap()),
-            Some("POST")
-        );
+        assert_eq!(resp.headers().get("allow").map(|v| v.to_str().unwrap()), Some("POST"));
     })
     .await;
 }
@@ -189,10 +154,7 @@ async fn backend_errors_pass_through_unchanged() {
         assert_eq!(resp.status(), 400);
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["code"], -32000, "{body}");
-        assert!(
-            body["error"].get("data").is_none(),
-            "gateway rewrote the backend's 400: {body}"
-        );
+        assert!(body["error"].get("data").is_none(), "gateway rewrote the backend's 400: {body}");
         // An unsupported protocol version (C1): the backend's 400 passes.
         let sid = open_session(&c, &gw.mcp).await;
         let resp = post_raw(&c, &gw.mcp, ping.to_string(), None)
@@ -214,11 +176,7 @@ async fn backend_errors_pass_through_unchanged() {
             .unwrap();
         assert_eq!(resp.status(), 404);
         let body: Value = resp.json().await.unwrap();
-        assert_eq!(
-            (&body["id"], &body["error"]["code"]),
-            (&json!(2), &json!(-32601)),
-            "{body}"
-        );
+        assert_eq!((&body["id"], &body["error"]["code"]), (&json!(2), &json!(-32601)), "{body}");
         assert!(body["error"].get("data").is_none(), "{body}");
     })
     .await;

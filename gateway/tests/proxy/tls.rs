@@ -56,7 +56,8 @@ async fn session_over(client: &reqwest::Client, url: &str) -> (Version, String) 
     assert_eq!(resp.status(), 200);
     let version = resp.version();
     let sid = resp.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}});
+    let call =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}});
     let resp = client
         .post(url)
         .header("accept", "application/json, text/event-stream")

@@ -17,9 +17,7 @@ const TEST_LIMIT: Duration = Duration::from_secs(60);
 
 /// Run a test body with a hard time limit.
 pub async fn bounded<F: Future>(body: F) -> F::Output {
-    tokio::time::timeout(TEST_LIMIT, body)
-        .await
-        .expect("test exceeded its time limit")
+    tokio::time::timeout(TEST_LIMIT, body).await.expect("test exceeded its time limit")
 }
 
 /// A deterministic 64-hex-char key made of one repeated byte.
@@ -113,10 +111,7 @@ impl Setup {
             if lines.is_empty() {
                 String::new()
             } else {
-                format!(
-                    "{name}:\n{}",
-                    lines.iter().map(|l| format!("  {l}\n")).collect::<String>()
-                )
+                format!("{name}:\n{}", lines.iter().map(|l| format!("  {l}\n")).collect::<String>())
             }
         };
         let mut server = vec!["host: 127.0.0.1".to_owned(), "port: 0".to_owned()];
@@ -126,11 +121,7 @@ impl Setup {
         let backends = if self.backends.is_empty() {
             "backends: []\n".to_owned()
         } else {
-            let items: String = self
-                .backends
-                .iter()
-                .map(|(n, u)| format!("  - name: {n}\n    url: {u}\n"))
-                .collect();
+            let items: String = self.backends.iter().map(|(n, u)| format!("  - name: {n}\n    url: {u}\n")).collect();
             format!("backends:\n{items}")
         };
         format!(
@@ -145,8 +136,7 @@ impl Setup {
     /// Start an in-process gateway with this configuration.
     pub async fn start(&self) -> Gw {
         let yaml = self.yaml();
-        let config = mcp_gateway::config::load_str(&yaml, "test.yaml")
-            .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        let config = mcp_gateway::config::load_str(&yaml, "test.yaml").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
         let running = mcp_gateway::start(config).await.unwrap();
         Gw {
             mcp: format!("http://{}/mcp", running.data_addr()),
@@ -173,11 +163,7 @@ pub struct Gw {
 impl Gw {
     /// GET an admin path: (status, body).
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
-        let resp = rpc::client()
-            .get(format!("{}{path}", self.admin))
-            .send()
-            .await
-            .unwrap();
+        let resp = rpc::client().get(format!("{}{path}", self.admin)).send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.text().await.unwrap())
     }
@@ -196,12 +182,7 @@ impl Gw {
 
     /// Whether the backend `name` is currently marked healthy.
     pub fn healthy(&self, name: &str) -> bool {
-        self.running
-            .metrics()
-            .backend_healthy
-            .with_label_values(&[name])
-            .get()
-            == 1
+        self.running.metrics().backend_healthy.with_label_values(&[name]).get() == 1
     }
 
     /// Wait (at most 5 s) until backend `name` is marked unhealthy.
@@ -220,9 +201,6 @@ impl Gw {
 pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            l.strip_prefix(sample)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
+        .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
         .map(|v| v.trim().parse().unwrap())
 }

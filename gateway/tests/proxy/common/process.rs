@@ -42,9 +42,7 @@ fn collect(pipe: Option<impl AsyncRead + Unpin + Send + 'static>, sink: &Lines) 
     tokio::spawn(async move {
         let mut lines = BufReader::new(pipe).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            sink.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(line);
+            sink.lock().unwrap_or_else(PoisonError::into_inner).push(line);
         }
     });
 }
@@ -52,23 +50,13 @@ fn collect(pipe: Option<impl AsyncRead + Unpin + Send + 'static>, sink: &Lines) 
 impl Proc {
     /// Spawn `command` with piped stdout/stderr in a new process group.
     pub fn spawn(mut command: Command) -> Self {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
         let mut child = command.spawn().unwrap();
         let pid = child.id().unwrap();
         let (stdout, stderr) = (Lines::default(), Lines::default());
         collect(child.stdout.take(), &stdout);
         collect(child.stderr.take(), &stderr);
-        Self {
-            child,
-            pid,
-            stdout,
-            stderr,
-        }
+        Self { child, pid, stdout, stderr }
     }
 
     /// The lines of one stream collected so far.
@@ -90,12 +78,7 @@ impl Proc {
     }
 
     /// The first line of `pipe` matching `pred`, waiting at most `limit`.
-    pub async fn wait_line(
-        &self,
-        pipe: Pipe,
-        limit: Duration,
-        pred: impl Fn(&str) -> bool,
-    ) -> Option<String> {
+    pub async fn wait_line(&self, pipe: Pipe, limit: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             if let Some(line) = self.lines(pipe).into_iter().find(|l| pred(l)) {
@@ -122,10 +105,7 @@ impl Proc {
 
     /// Wait for the exit, at most `limit`; `None` if it is still running.
     pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        tokio::time::timeout(limit, self.child.wait())
-            .await
-            .ok()
-            .map(Result::unwrap)
+        tokio::time::timeout(limit, self.child.wait()).await.ok().map(Result::unwrap)
     }
 
     /// Kill the process group and reap the child (bounded).
@@ -173,30 +153,16 @@ impl Demo {
     /// Start with extra `args` and environment `env`; waits for the listening line.
     pub async fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(DEMO_BIN);
-        cmd.args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("RUST_LOG");
+        cmd.args(["--listen", "127.0.0.1:0"]).args(args).env_remove("RUST_LOG");
         for (k, v) in env {
             cmd.env(k, v);
         }
         let proc = Proc::spawn(cmd);
         let prefix = "mcp-demo-server listening on ";
-        let line = proc
-            .wait_line(Pipe::Stdout, Duration::from_secs(10), |l| {
-                l.starts_with(prefix)
-            })
-            .await;
-        let Some(line) = line else {
-            panic!("demo server did not start:\n{}", proc.output())
-        };
+        let line = proc.wait_line(Pipe::Stdout, Duration::from_secs(10), |l| l.starts_with(prefix)).await;
+        let Some(line) = line else { panic!("demo server did not start:\n{}", proc.output()) };
         let url = line[prefix.len()..].trim().to_owned();
-        let addr = url
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let addr = url.trim_start_matches("http://").split('/').next().unwrap().parse().unwrap();
         Self { proc, url, addr }
     }
 
@@ -209,10 +175,7 @@ impl Demo {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!(
-            "demo server at {} still accepts connections after kill",
-            self.addr
-        );
+        panic!("demo server at {} still accepts connections after kill", self.addr);
     }
 }
 

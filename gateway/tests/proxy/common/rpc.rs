@@ -13,11 +13,7 @@ pub const PROTOCOL: &str = "2025-06-18";
 
 /// A client that ignores proxy settings from the environment.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build().unwrap()
 }
 
 /// `initialize` with id 0.
@@ -32,21 +28,14 @@ pub fn call(id: u64, tool: &str, args: Value) -> Value {
 }
 
 /// A POST of `body` (raw text) with `Accept` for JSON and SSE.
-pub fn post_raw(
-    c: &reqwest::Client,
-    url: &str,
-    body: impl Into<reqwest::Body>,
-    sid: Option<&str>,
-) -> RequestBuilder {
+pub fn post_raw(c: &reqwest::Client, url: &str, body: impl Into<reqwest::Body>, sid: Option<&str>) -> RequestBuilder {
     let mut b = c
         .post(url)
         .header(ACCEPT, "application/json, text/event-stream")
         .header(CONTENT_TYPE, "application/json")
         .body(body);
     if let Some(s) = sid {
-        b = b
-            .header("mcp-session-id", s)
-            .header("mcp-protocol-version", PROTOCOL);
+        b = b.header("mcp-session-id", s).header("mcp-protocol-version", PROTOCOL);
     }
     b
 }
@@ -60,13 +49,8 @@ pub fn post(c: &reqwest::Client, url: &str, body: &Value, sid: Option<&str>) -> 
 pub async fn open_session(c: &reqwest::Client, url: &str) -> String {
     let resp = post(c, url, &initialize(), None).send().await.unwrap();
     assert_eq!(resp.status(), 200, "initialize failed");
-    let sid = resp
-        .headers()
-        .get("mcp-session-id")
-        .expect("no Mcp-Session-Id on initialize")
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let sid =
+        resp.headers().get("mcp-session-id").expect("no Mcp-Session-Id on initialize").to_str().unwrap().to_owned();
     let init = response_message(resp).await;
     assert_eq!(init["id"], 0, "{init}");
     assert!(init["result"]["protocolVersion"].is_string(), "{init}");
@@ -81,8 +65,7 @@ pub async fn response_message(resp: Response) -> Value {
     let is_sse = content_type(&resp).starts_with("text/event-stream");
     let text = resp.text().await.unwrap();
     if !is_sse {
-        return serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {text:.300}"));
+        return serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text:.300}"));
     }
     sse_events(&text)
         .into_iter()
@@ -95,17 +78,12 @@ pub async fn response_message(resp: Response) -> Value {
 
 /// The text of a tool result's first content item.
 pub fn tool_text(message: &Value) -> &str {
-    message["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_else(|| panic!("not a text result: {message:.300}"))
+    message["result"]["content"][0]["text"].as_str().unwrap_or_else(|| panic!("not a text result: {message:.300}"))
 }
 
 /// Call `whoami` in session `sid` (or without one) and parse its JSON text.
 pub async fn whoami(c: &reqwest::Client, url: &str, sid: Option<&str>) -> Value {
-    let resp = post(c, url, &call(7, "whoami", json!({})), sid)
-        .send()
-        .await
-        .unwrap();
+    let resp = post(c, url, &call(7, "whoami", json!({})), sid).send().await.unwrap();
     assert_eq!(resp.status(), 200, "whoami failed");
     let msg = response_message(resp).await;
     serde_json::from_str(tool_text(&msg)).unwrap()
@@ -113,11 +91,7 @@ pub async fn whoami(c: &reqwest::Client, url: &str, sid: Option<&str>) -> Value 
 
 /// The response's Content-Type, or "".
 pub fn content_type(resp: &Response) -> String {
-    resp.headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
+    resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
 }
 
 /// One parsed SSE event.
@@ -174,16 +148,8 @@ pub fn sse_events(text: &str) -> Vec<Event> {
 
 /// Check a gateway-made error: status, JSON-RPC code and `error.data.reason`. Returns the body.
 pub async fn expect_gw_error(resp: Response, status: u16, code: i64, reason: &str) -> Value {
-    assert_eq!(
-        resp.status().as_u16(),
-        status,
-        "status (wanted reason {reason})"
-    );
-    assert!(
-        content_type(&resp).starts_with("application/json"),
-        "content type {}",
-        content_type(&resp)
-    );
+    assert_eq!(resp.status().as_u16(), status, "status (wanted reason {reason})");
+    assert!(content_type(&resp).starts_with("application/json"), "content type {}", content_type(&resp));
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["jsonrpc"], "2.0", "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
