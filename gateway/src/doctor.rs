@@ -71,7 +71,10 @@ pub async fn run(cfg: &Config) -> Vec<Finding> {
             Err(e) => add(
                 Verdict::Warn,
                 what,
-                format!("{addr} cannot be bound now ({e}); is another gateway running? (`ss -tlnp | grep {}`)", addr.port()),
+                format!(
+                    "{addr} cannot be bound now ({e}); is another gateway running? (`ss -tlnp | grep {}`)",
+                    addr.port()
+                ),
             ),
         }
     }
@@ -101,7 +104,10 @@ async fn probe(client: &client::UpstreamClient, b: &BackendConfig, timeout: Dura
     match result {
         Err(_) => (
             Verdict::Fail,
-            format!("{}: no answer within routing.health_check_timeout ({timeout:?}); check the URL, DNS and firewalls", b.url),
+            format!(
+                "{}: no answer within routing.health_check_timeout ({timeout:?}); check the URL, DNS and firewalls",
+                b.url
+            ),
         ),
         Ok(Err(e)) => (Verdict::Fail, format!("{}: {e}", b.url)),
         Ok(Ok((verdict, msg))) => (verdict, format!("{} ({}, {ms} ms): {msg}", b.url, b.transport.as_str())),
@@ -128,7 +134,9 @@ async fn probe_streamable(client: &client::UpstreamClient, b: &BackendConfig) ->
             404 => "wrong path? the MCP endpoint is usually /mcp",
             405 | 400 => "this may be a legacy SSE server: set `transport: sse` and point the URL at its /sse endpoint",
             406 => "the server rejected the Accept header",
-            421 => "the server rejected the Host header (DNS-rebinding protection): allow the backend's host in its settings",
+            421 => {
+                "the server rejected the Host header (DNS-rebinding protection): allow the backend's host in its settings"
+            }
             _ => "see the backend's logs",
         };
         return Ok((Verdict::Fail, format!("initialize answered HTTP {status}: {hint}")));

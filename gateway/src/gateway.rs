@@ -112,15 +112,25 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         None => None,
     };
     let opts = listener::ListenOptions { backlog: config.server.backlog, reuse_port: config.server.reuse_port };
-    let data = listener::bind(config.server.listen, opts)
-        .map_err(|source| StartError::Bind { what: "server", addr: config.server.listen, source })?;
+    let data = listener::bind(config.server.listen, opts).map_err(|source| StartError::Bind {
+        what: "server",
+        addr: config.server.listen,
+        source,
+    })?;
     // The admin port is never shared with another process.
     let admin_opts = listener::ListenOptions { backlog: 128, reuse_port: false };
-    let admin_listener = listener::bind(config.admin.listen, admin_opts)
-        .map_err(|source| StartError::Bind { what: "admin", addr: config.admin.listen, source })?;
-    let data_addr = data.local_addr().map_err(|source| StartError::Bind { what: "server", addr: config.server.listen, source })?;
-    let admin_addr =
-        admin_listener.local_addr().map_err(|source| StartError::Bind { what: "admin", addr: config.admin.listen, source })?;
+    let admin_listener = listener::bind(config.admin.listen, admin_opts).map_err(|source| StartError::Bind {
+        what: "admin",
+        addr: config.admin.listen,
+        source,
+    })?;
+    let data_addr =
+        data.local_addr().map_err(|source| StartError::Bind { what: "server", addr: config.server.listen, source })?;
+    let admin_addr = admin_listener.local_addr().map_err(|source| StartError::Bind {
+        what: "admin",
+        addr: config.admin.listen,
+        source,
+    })?;
 
     let shared = Arc::new(Shared {
         sealer: Sealer::new(keys, config.sessions.ttl),
@@ -149,7 +159,14 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let admin_state = Arc::clone(&shared);
     let admin_handler = move |req, _conn| admin::handle(Arc::clone(&admin_state), req);
     let admin_settings = server::ServeSettings { name: "admin", ..settings };
-    tasks.spawn(server::serve(admin_listener, None, admin_settings, admin_handler, Arc::clone(&metrics), drain.clone()));
+    tasks.spawn(server::serve(
+        admin_listener,
+        None,
+        admin_settings,
+        admin_handler,
+        Arc::clone(&metrics),
+        drain.clone(),
+    ));
 
     tasks.spawn(health::run(shared.backends.all().to_vec(), client, shared.config.routing.clone(), drain.clone()));
     tasks.spawn(sweep_activity(Arc::clone(&shared), drain));

@@ -91,7 +91,11 @@ fn load(args: &RunArgs) -> Result<Config, ConfigErrors> {
 }
 
 fn source_name(args: &RunArgs) -> String {
-    args.config.as_deref().map(Path::display).map(|d| d.to_string()).unwrap_or_else(|| "<embedded default config>".into())
+    args.config
+        .as_deref()
+        .map(Path::display)
+        .map(|d| d.to_string())
+        .unwrap_or_else(|| "<embedded default config>".into())
 }
 
 fn validate(args: &RunArgs) -> ExitCode {

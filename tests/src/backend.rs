@@ -30,9 +30,7 @@ pub enum BackendError {
     #[error("no free port: {0}")]
     Port(#[source] std::io::Error),
     /// The backend exited or printed something else before it was ready.
-    #[error(
-        "backend {name} on port {port} did not become ready: {reason}\n--- stderr tail ---\n{stderr}"
-    )]
+    #[error("backend {name} on port {port} did not become ready: {reason}\n--- stderr tail ---\n{stderr}")]
     NotReady {
         /// Backend name.
         name: String,
@@ -70,20 +68,12 @@ pub struct BackendOptions {
 impl BackendOptions {
     /// A stateful streamable-HTTP backend answering with SSE streams.
     pub fn streamable(name: &str) -> Self {
-        Self {
-            name: name.to_owned(),
-            transport: PyTransport::StreamableHttp,
-            json_response: false,
-            stateless: false,
-        }
+        Self { name: name.to_owned(), transport: PyTransport::StreamableHttp, json_response: false, stateless: false }
     }
 
     /// A legacy HTTP+SSE backend.
     pub fn sse(name: &str) -> Self {
-        Self {
-            transport: PyTransport::Sse,
-            ..Self::streamable(name)
-        }
+        Self { transport: PyTransport::Sse, ..Self::streamable(name) }
     }
 
     /// Answer with `application/json` bodies.
@@ -140,32 +130,19 @@ impl PyBackend {
         for _ in 0..SPAWN_ATTEMPTS {
             let port = free_port().map_err(BackendError::Port)?;
             let mut command = Command::new(&python);
-            command
-                .arg(&script)
-                .args(options.args(port))
-                .env("PYTHONUNBUFFERED", "1");
-            let mut process =
-                ChildProcess::spawn(&format!("backend {}", options.name), command, false)?;
+            command.arg(&script).args(options.args(port)).env("PYTHONUNBUFFERED", "1");
+            let mut process = ChildProcess::spawn(&format!("backend {}", options.name), command, false)?;
             let expected = format!("READY {} {port}", options.name);
             let reason = match process.next_line(READY_TIMEOUT, "the READY line").await? {
                 Some(line) if line.trim() == expected => {
-                    return Ok(Self {
-                        options,
-                        port,
-                        process,
-                    });
+                    return Ok(Self { options, port, process });
                 }
                 Some(line) => format!("unexpected first stdout line {line:?}"),
                 None => "exited before printing its READY line".to_owned(),
             };
             let stderr = process.stderr_tail();
             let retry = stderr.contains("address already in use") || stderr.contains("Errno 98");
-            last_error = Some(BackendError::NotReady {
-                name: options.name.clone(),
-                port,
-                reason,
-                stderr,
-            });
+            last_error = Some(BackendError::NotReady { name: options.name.clone(), port, reason, stderr });
             if !retry {
                 break;
             }
@@ -180,10 +157,7 @@ impl PyBackend {
 
     /// Start several backends concurrently.
     pub async fn spawn_all(options: Vec<BackendOptions>) -> Result<Vec<Self>, BackendError> {
-        let tasks: Vec<_> = options
-            .into_iter()
-            .map(|o| tokio::spawn(Self::spawn(o)))
-            .collect();
+        let tasks: Vec<_> = options.into_iter().map(|o| tokio::spawn(Self::spawn(o))).collect();
         let mut backends = Vec::with_capacity(tasks.len());
         for task in tasks {
             match task.await {
@@ -243,14 +217,8 @@ mod tests {
     #[test]
     fn args_follow_options() {
         let args = BackendOptions::sse("s1").args(4000);
-        assert_eq!(
-            args,
-            ["--port", "4000", "--name", "s1", "--transport", "sse"]
-        );
-        let args = BackendOptions::streamable("b1")
-            .json_response()
-            .stateless()
-            .args(1);
+        assert_eq!(args, ["--port", "4000", "--name", "s1", "--transport", "sse"]);
+        let args = BackendOptions::streamable("b1").json_response().stateless().args(1);
         assert!(args.contains(&"--json-response".to_owned()));
         assert!(args.contains(&"--stateless".to_owned()));
         assert!(args.contains(&"streamable-http".to_owned()));

@@ -73,11 +73,7 @@ impl ClientOutput {
     pub fn requests_by_target(&self) -> Vec<(String, u64)> {
         self.get("requests_by_target")
             .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-                    .collect()
-            })
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect())
             .unwrap_or_default()
     }
 }
@@ -90,15 +86,8 @@ pub fn served_list(value: &Value) -> Vec<Served> {
             calls
                 .iter()
                 .map(|call| Served {
-                    server: call
-                        .get("server")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    session: call
-                        .get("session")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
+                    server: call.get("server").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    session: call.get("session").and_then(Value::as_str).map(str::to_owned),
                 })
                 .collect()
         })
@@ -109,22 +98,13 @@ pub fn served_list(value: &Value) -> Vec<Served> {
 pub fn string_set(value: &Value) -> BTreeSet<String> {
     value
         .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
         .unwrap_or_default()
 }
 
 fn py_command(args: &[String]) -> Result<Command, EnvError> {
     let mut command = Command::new(env::python()?);
-    command
-        .arg(env::py_dir().join("client.py"))
-        .args(args)
-        .env("PYTHONUNBUFFERED", "1");
+    command.arg(env::py_dir().join("client.py")).args(args).env("PYTHONUNBUFFERED", "1");
     Ok(command)
 }
 
@@ -138,10 +118,7 @@ pub async fn py_client(args: &[String], limit: Duration) -> Result<ClientOutput,
 pub async fn node_client(args: &[String], limit: Duration) -> Result<ClientOutput, ClientError> {
     let dir = env::node_dir()?;
     let mut command = Command::new(env::node());
-    command
-        .arg(dir.join("client.mjs"))
-        .args(args)
-        .current_dir(&dir);
+    command.arg(dir.join("client.mjs")).args(args).current_dir(&dir);
     let process = ChildProcess::spawn("client.mjs", command, false)?;
     collect(process, limit).await
 }
@@ -152,10 +129,7 @@ where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
-    parts
-        .into_iter()
-        .map(|p| p.into().to_string_lossy().into_owned())
-        .collect()
+    parts.into_iter().map(|p| p.into().to_string_lossy().into_owned()).collect()
 }
 
 async fn collect(mut process: ChildProcess, limit: Duration) -> Result<ClientOutput, ClientError> {
@@ -169,8 +143,7 @@ async fn collect(mut process: ChildProcess, limit: Duration) -> Result<ClientOut
             None => break,
         }
     }
-    let left =
-        deadline.saturating_duration_since(tokio::time::Instant::now()) + Duration::from_secs(2);
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now()) + Duration::from_secs(2);
     let status = process.wait(left).await?;
     // Shown by the test runner on failure (or with --nocapture).
     let shown: String = last.chars().take(SHOWN_CHARS).collect();
@@ -212,11 +185,7 @@ impl PausedClient {
     }
 
     /// Resume: an empty `line` keeps the URLs, `"URL [ALT_URL]"` retargets phase two.
-    pub async fn resume(
-        mut self,
-        line: &str,
-        limit: Duration,
-    ) -> Result<ClientOutput, ClientError> {
+    pub async fn resume(mut self, line: &str, limit: Duration) -> Result<ClientOutput, ClientError> {
         self.process.write_line(line).await?;
         collect(self.process, limit).await
     }
@@ -225,9 +194,7 @@ impl PausedClient {
 fn paused_failure(process: &mut ChildProcess, line: String) -> ClientError {
     ClientError::Failed {
         name: process.name().to_owned(),
-        status: process
-            .try_exit_status()
-            .map_or_else(|| "running".to_owned(), |s| s.to_string()),
+        status: process.try_exit_status().map_or_else(|| "running".to_owned(), |s| s.to_string()),
         line,
         stderr: process.stderr_tail(),
     }
@@ -246,29 +213,17 @@ mod tests {
             "requests_by_target": {"127.0.0.1:1": 3},
         }));
         let served = out.served("calls");
-        assert_eq!(
-            served[0],
-            Served {
-                server: "b1".into(),
-                session: Some("x".into())
-            }
-        );
+        assert_eq!(served[0], Served { server: "b1".into(), session: Some("x".into()) });
         assert_eq!(served[1].session, None);
         assert_eq!(out.client_session_ids().len(), 2);
-        assert_eq!(
-            out.requests_by_target(),
-            vec![("127.0.0.1:1".to_owned(), 3)]
-        );
+        assert_eq!(out.requests_by_target(), vec![("127.0.0.1:1".to_owned(), 3)]);
         assert!(out.served("missing").is_empty());
     }
 
     #[tokio::test]
     async fn collect_rejects_ok_false_and_non_json() {
         let mut command = Command::new("sh");
-        command.args([
-            "-c",
-            "echo '{\"ok\": false, \"error\": \"boom\"}'; echo detail >&2; exit 1",
-        ]);
+        command.args(["-c", "echo '{\"ok\": false, \"error\": \"boom\"}'; echo detail >&2; exit 1"]);
         let process = ChildProcess::spawn("fake", command, false).unwrap();
         let err = collect(process, Duration::from_secs(5)).await.unwrap_err();
         assert!(err.to_string().contains("boom"), "{err}");
@@ -290,12 +245,7 @@ mod tests {
         let mut command = Command::new("sh");
         command.args(["-c", "sleep 30"]);
         let process = ChildProcess::spawn("slow", command, false).unwrap();
-        let err = collect(process, Duration::from_millis(300))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, ClientError::Process(ProcessError::Timeout { .. })),
-            "{err}"
-        );
+        let err = collect(process, Duration::from_millis(300)).await.unwrap_err();
+        assert!(matches!(err, ClientError::Process(ProcessError::Timeout { .. })), "{err}");
     }
 }

@@ -21,17 +21,13 @@ pub const ENV_DEMO_SERVER_BIN: &str = "MCP_DEMO_SERVER_BIN";
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
     /// The Python interpreter or the SDK scripts are missing.
-    #[error(
-        "Python peer not available: {path} does not exist (set {ENV_PYTHON} or run `cargo xtask setup`)"
-    )]
+    #[error("Python peer not available: {path} does not exist (set {ENV_PYTHON} or run `cargo xtask setup`)")]
     PythonMissing {
         /// The interpreter path that was tried.
         path: PathBuf,
     },
     /// The TypeScript SDK is not installed.
-    #[error(
-        "TypeScript peer not available: {path} does not exist (set {ENV_NODE_DIR} or run `cargo xtask setup`)"
-    )]
+    #[error("TypeScript peer not available: {path} does not exist (set {ENV_NODE_DIR} or run `cargo xtask setup`)")]
     NodeModulesMissing {
         /// The `node_modules/@modelcontextprotocol/sdk` path that was tried.
         path: PathBuf,
@@ -54,27 +50,14 @@ pub fn python() -> Result<PathBuf, EnvError> {
     let path = std::env::var_os(ENV_PYTHON)
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".venv").join("bin").join("python"));
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(EnvError::PythonMissing { path })
-    }
+    if path.exists() { Ok(path) } else { Err(EnvError::PythonMissing { path }) }
 }
 
 /// The directory with `client.mjs`; errors when the TypeScript SDK is not installed there.
 pub fn node_dir() -> Result<PathBuf, EnvError> {
-    let dir = std::env::var_os(ENV_NODE_DIR)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("tests").join("js"));
-    let sdk = dir
-        .join("node_modules")
-        .join("@modelcontextprotocol")
-        .join("sdk");
-    if sdk.exists() {
-        Ok(dir)
-    } else {
-        Err(EnvError::NodeModulesMissing { path: sdk })
-    }
+    let dir = std::env::var_os(ENV_NODE_DIR).map(PathBuf::from).unwrap_or_else(|| repo_root().join("tests").join("js"));
+    let sdk = dir.join("node_modules").join("@modelcontextprotocol").join("sdk");
+    if sdk.exists() { Ok(dir) } else { Err(EnvError::NodeModulesMissing { path: sdk }) }
 }
 
 /// The `node` executable to run `client.mjs` with.
@@ -95,9 +78,7 @@ mod tests {
 
     #[test]
     fn missing_python_names_the_fix() {
-        let err = EnvError::PythonMissing {
-            path: PathBuf::from("/nonexistent/python"),
-        };
+        let err = EnvError::PythonMissing { path: PathBuf::from("/nonexistent/python") };
         let text = err.to_string();
         assert!(text.contains("cargo xtask setup"), "{text}");
         assert!(text.contains(ENV_PYTHON), "{text}");

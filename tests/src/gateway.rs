@@ -111,31 +111,20 @@ pub struct GatewaySpec {
 impl GatewaySpec {
     /// A spec with no backends yet, using `key`.
     pub fn new(key: &SessionKey) -> Self {
-        Self {
-            backends: Vec::new(),
-            key_file: key.path().to_path_buf(),
-            port: 0,
-            extra_yaml: String::new(),
-        }
+        Self { backends: Vec::new(), key_file: key.path().to_path_buf(), port: 0, extra_yaml: String::new() }
     }
 
     /// Add the running Python backends, named as they name themselves.
     #[must_use]
     pub fn with_backends(mut self, backends: &[PyBackend]) -> Self {
-        self.backends.extend(backends.iter().map(|b| BackendSpec {
-            name: b.name().to_owned(),
-            url: b.url(),
-        }));
+        self.backends.extend(backends.iter().map(|b| BackendSpec { name: b.name().to_owned(), url: b.url() }));
         self
     }
 
     /// Add one backend by name and URL.
     #[must_use]
     pub fn with_backend(mut self, name: &str, url: &str) -> Self {
-        self.backends.push(BackendSpec {
-            name: name.to_owned(),
-            url: url.to_owned(),
-        });
+        self.backends.push(BackendSpec { name: name.to_owned(), url: url.to_owned() });
         self
     }
 
@@ -151,24 +140,12 @@ impl GatewaySpec {
         let mut yaml = String::new();
         let _ = writeln!(yaml, "server:\n  host: 127.0.0.1\n  port: {}", self.port);
         let _ = writeln!(yaml, "admin:\n  host: 127.0.0.1\n  port: 0");
-        let _ = writeln!(
-            yaml,
-            "sessions:\n  key_file: {}",
-            yaml_quote(&self.key_file.to_string_lossy())
-        );
-        let _ = writeln!(
-            yaml,
-            "mcp:\n  path: /mcp\n  sse_path: /sse\n  messages_path: /messages"
-        );
+        let _ = writeln!(yaml, "sessions:\n  key_file: {}", yaml_quote(&self.key_file.to_string_lossy()));
+        let _ = writeln!(yaml, "mcp:\n  path: /mcp\n  sse_path: /sse\n  messages_path: /messages");
         let _ = writeln!(yaml, "routing:\n  health_check_interval: 1s");
         let _ = writeln!(yaml, "backends:");
         for backend in &self.backends {
-            let _ = writeln!(
-                yaml,
-                "  - name: {}\n    url: {}",
-                yaml_quote(&backend.name),
-                yaml_quote(&backend.url)
-            );
+            let _ = writeln!(yaml, "  - name: {}\n    url: {}", yaml_quote(&backend.name), yaml_quote(&backend.url));
         }
         yaml.push_str(&self.extra_yaml);
         yaml
@@ -185,10 +162,7 @@ fn init_tracing() {
     INIT.call_once(|| {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     });
 }
 
@@ -211,22 +185,12 @@ impl TestGateway {
     /// Start a gateway from raw YAML (no readiness wait).
     pub async fn start_yaml(yaml: &str) -> Result<Self, GatewayError> {
         init_tracing();
-        let config = mcp_gateway::config::load_str(yaml, "e2e.yaml").map_err(|errors| {
-            GatewayError::Config {
-                errors: errors.to_string(),
-                yaml: yaml.to_owned(),
-            }
-        })?;
-        let running = mcp_gateway::start(config)
-            .await
-            .map_err(|e| GatewayError::Start(e.to_string()))?;
+        let config = mcp_gateway::config::load_str(yaml, "e2e.yaml")
+            .map_err(|errors| GatewayError::Config { errors: errors.to_string(), yaml: yaml.to_owned() })?;
+        let running = mcp_gateway::start(config).await.map_err(|e| GatewayError::Start(e.to_string()))?;
         let data = running.data_addr();
         let admin = running.admin_addr();
-        Ok(Self {
-            inner: Some(running),
-            data,
-            admin,
-        })
+        Ok(Self { inner: Some(running), data, admin })
     }
 
     /// Data-plane address.
@@ -267,11 +231,7 @@ impl TestGateway {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(GatewayError::NotReady {
-            addr: self.admin,
-            limit,
-            last,
-        })
+        Err(GatewayError::NotReady { addr: self.admin, limit, last })
     }
 
     /// Graceful shutdown.
@@ -339,10 +299,6 @@ mod tests {
             .with_backend("b1", "http://127.0.0.1:1/mcp")
             .with_backend("s1", "http://127.0.0.1:2/sse");
         let config = mcp_gateway::config::load_str(&spec.yaml(), "e2e.yaml");
-        assert!(
-            config.is_ok(),
-            "{}",
-            config.err().map(|e| e.to_string()).unwrap_or_default()
-        );
+        assert!(config.is_ok(), "{}", config.err().map(|e| e.to_string()).unwrap_or_default());
     }
 }

@@ -18,9 +18,7 @@ pub fn free_port() -> std::io::Result<u16> {
 pub async fn wait_for_port(addr: SocketAddr, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
-        if let Ok(Ok(_)) =
-            tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr)).await
-        {
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr)).await {
             return true;
         }
         if Instant::now() >= deadline {

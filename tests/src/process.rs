@@ -67,19 +67,12 @@ impl ChildProcess {
     /// Spawn `command` (stdout and stderr piped; stdin piped when `with_stdin`).
     pub fn spawn(name: &str, mut command: Command, with_stdin: bool) -> Result<Self, ProcessError> {
         command
-            .stdin(if with_stdin {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if with_stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
-            name: name.to_owned(),
-            source,
-        })?;
+        let mut child = command.spawn().map_err(|source| ProcessError::Spawn { name: name.to_owned(), source })?;
         let stdin = child.stdin.take();
         let (line_tx, stdout_lines) = mpsc::unbounded_channel();
         if let Some(stdout) = child.stdout.take() {
@@ -101,9 +94,7 @@ impl ChildProcess {
                     if n == 0 {
                         break;
                     }
-                    let mut tail = sink
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut tail = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     tail.extend_from_slice(&chunk[..n]);
                     if tail.len() > STDERR_TAIL_BYTES {
                         let excess = tail.len() - STDERR_TAIL_BYTES;
@@ -112,13 +103,7 @@ impl ChildProcess {
                 }
             });
         }
-        Ok(Self {
-            name: name.to_owned(),
-            child,
-            stdin,
-            stdout_lines,
-            stderr,
-        })
+        Ok(Self { name: name.to_owned(), child, stdin, stdout_lines, stderr })
     }
 
     /// The name given at spawn time.
@@ -128,19 +113,12 @@ impl ChildProcess {
 
     /// The last [`STDERR_TAIL_BYTES`] the child wrote to stderr, lossily decoded.
     pub fn stderr_tail(&self) -> String {
-        let tail = self
-            .stderr
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tail = self.stderr.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         String::from_utf8_lossy(&tail).into_owned()
     }
 
     /// The next stdout line, `Ok(None)` once stdout is closed; errors after `limit`.
-    pub async fn next_line(
-        &mut self,
-        limit: Duration,
-        what: &str,
-    ) -> Result<Option<String>, ProcessError> {
+    pub async fn next_line(&mut self, limit: Duration, what: &str) -> Result<Option<String>, ProcessError> {
         match tokio::time::timeout(limit, self.stdout_lines.recv()).await {
             Ok(line) => Ok(line),
             Err(_) => Err(self.timeout(what, limit)),
@@ -149,11 +127,7 @@ impl ChildProcess {
 
     /// Write `line` and a newline to the child's stdin.
     pub async fn write_line(&mut self, line: &str) -> Result<(), ProcessError> {
-        let io = |source| ProcessError::Io {
-            name: self.name.clone(),
-            what: "writing stdin",
-            source,
-        };
+        let io = |source| ProcessError::Io { name: self.name.clone(), what: "writing stdin", source };
         let Some(stdin) = self.stdin.as_mut() else {
             return Err(io(std::io::Error::other("stdin was not piped")));
         };
@@ -172,11 +146,7 @@ impl ChildProcess {
     pub async fn wait(&mut self, limit: Duration) -> Result<ExitStatus, ProcessError> {
         match tokio::time::timeout(limit, self.child.wait()).await {
             Ok(Ok(status)) => Ok(status),
-            Ok(Err(source)) => Err(ProcessError::Io {
-                name: self.name.clone(),
-                what: "waiting for exit",
-                source,
-            }),
+            Ok(Err(source)) => Err(ProcessError::Io { name: self.name.clone(), what: "waiting for exit", source }),
             Err(_) => Err(self.timeout("exit", limit)),
         }
     }
@@ -196,12 +166,7 @@ impl ChildProcess {
     }
 
     fn timeout(&self, what: &str, limit: Duration) -> ProcessError {
-        ProcessError::Timeout {
-            name: self.name.clone(),
-            what: what.to_owned(),
-            limit,
-            stderr: self.stderr_tail(),
-        }
+        ProcessError::Timeout { name: self.name.clone(), what: what.to_owned(), limit, stderr: self.stderr_tail() }
     }
 }
 
@@ -225,17 +190,10 @@ mod tests {
 
     #[tokio::test]
     async fn captures_stdout_lines_and_stderr() {
-        let mut child =
-            ChildProcess::spawn("sh", sh("echo one; echo two; echo oops >&2"), false).unwrap();
+        let mut child = ChildProcess::spawn("sh", sh("echo one; echo two; echo oops >&2"), false).unwrap();
         let limit = Duration::from_secs(5);
-        assert_eq!(
-            child.next_line(limit, "line").await.unwrap().as_deref(),
-            Some("one")
-        );
-        assert_eq!(
-            child.next_line(limit, "line").await.unwrap().as_deref(),
-            Some("two")
-        );
+        assert_eq!(child.next_line(limit, "line").await.unwrap().as_deref(), Some("one"));
+        assert_eq!(child.next_line(limit, "line").await.unwrap().as_deref(), Some("two"));
         assert_eq!(child.next_line(limit, "eof").await.unwrap(), None);
         assert!(child.wait(limit).await.unwrap().success());
         // stderr is drained by a task; give it a moment.
@@ -252,21 +210,14 @@ mod tests {
     async fn stdin_round_trip() {
         let mut child = ChildProcess::spawn("cat", sh("read line; echo got:$line"), true).unwrap();
         child.write_line("hello").await.unwrap();
-        let line = child
-            .next_line(Duration::from_secs(5), "echo")
-            .await
-            .unwrap();
+        let line = child.next_line(Duration::from_secs(5), "echo").await.unwrap();
         assert_eq!(line.as_deref(), Some("got:hello"));
     }
 
     #[tokio::test]
     async fn timeout_names_what_was_awaited() {
-        let mut child =
-            ChildProcess::spawn("sleeper", sh("echo started >&2; sleep 30"), false).unwrap();
-        let err = child
-            .next_line(Duration::from_millis(300), "READY line")
-            .await
-            .unwrap_err();
+        let mut child = ChildProcess::spawn("sleeper", sh("echo started >&2; sleep 30"), false).unwrap();
+        let err = child.next_line(Duration::from_millis(300), "READY line").await.unwrap_err();
         assert!(err.to_string().contains("READY line"), "{err}");
         child.kill();
         let status = child.wait(Duration::from_secs(5)).await.unwrap();
@@ -281,10 +232,7 @@ mod tests {
         let child = ChildProcess::spawn("group", sh(&script), false).unwrap();
         let mut grandchild = String::new();
         for _ in 0..100 {
-            grandchild = std::fs::read_to_string(&pid_file)
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
+            grandchild = std::fs::read_to_string(&pid_file).unwrap_or_default().trim().to_owned();
             if !grandchild.is_empty() {
                 break;
             }

@@ -54,9 +54,7 @@ pub fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
         )?;
     }
     let bin_dir = target_dir(root).join("release");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(run_demo(&bin_dir, args))
 }
 
@@ -106,24 +104,13 @@ pub fn gateway_args(args: &DemoArgs, backend: &str) -> Vec<String> {
 }
 
 fn existing(path: PathBuf) -> anyhow::Result<PathBuf> {
-    if path.exists() {
-        Ok(path)
-    } else {
-        bail!(
-            "{} not found (build it, or drop --no-build)",
-            path.display()
-        )
-    }
+    if path.exists() { Ok(path) } else { bail!("{} not found (build it, or drop --no-build)", path.display()) }
 }
 
 fn spawn(command: &mut Command) -> anyhow::Result<Child> {
     let what = format!("{:?}", command.as_std());
     step!("$ {what}");
-    command
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {what}"))
+    command.stdin(Stdio::null()).kill_on_drop(true).spawn().with_context(|| format!("starting {what}"))
 }
 
 async fn wait_for_port(name: &str, child: &mut Child, addr: SocketAddr) -> anyhow::Result<()> {
@@ -140,11 +127,7 @@ async fn wait_for_port(name: &str, child: &mut Child, addr: SocketAddr) -> anyho
     bail!("{name} did not accept connections on {addr} within {START_LIMIT:?}")
 }
 
-async fn wait_for_stop(
-    server: &mut Child,
-    gateway: &mut Child,
-    duration: Option<u64>,
-) -> anyhow::Result<()> {
+async fn wait_for_stop(server: &mut Child, gateway: &mut Child, duration: Option<u64>) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let limit = async {
         match duration {
@@ -167,15 +150,9 @@ async fn stop(name: &str, child: &mut Child) {
         return;
     }
     if let Some(pid) = child.id() {
-        let _ = Command::new("kill")
-            .args(["-s", "TERM", &pid.to_string()])
-            .status()
-            .await;
+        let _ = Command::new("kill").args(["-s", "TERM", &pid.to_string()]).status().await;
     }
-    if tokio::time::timeout(STOP_LIMIT, child.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(STOP_LIMIT, child.wait()).await.is_err() {
         step!("{name} ignored SIGTERM for {STOP_LIMIT:?}; killing");
         let _ = child.kill().await;
     }

@@ -78,9 +78,7 @@ mod tests {
     #[test]
     fn test_forwards_trailing_args() {
         let cli = Cli::try_parse_from(["xtask", "test", "--", "sessions", "--nocapture"]).unwrap();
-        let Command::Test(args) = cli.command else {
-            panic!("not test")
-        };
+        let Command::Test(args) = cli.command else { panic!("not test") };
         assert_eq!(args.cargo_test_args, ["sessions", "--nocapture"]);
     }
 

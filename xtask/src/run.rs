@@ -28,10 +28,7 @@ pub fn display(command: &Command) -> String {
 fn wait_bounded(child: &mut Child, what: &str, limit: Duration) -> anyhow::Result<ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
-        if let Some(status) = child
-            .try_wait()
-            .with_context(|| format!("waiting for {what}"))?
-        {
+        if let Some(status) = child.try_wait().with_context(|| format!("waiting for {what}"))? {
             return Ok(status);
         }
         if Instant::now() >= deadline {
@@ -47,10 +44,7 @@ fn wait_bounded(child: &mut Child, what: &str, limit: Duration) -> anyhow::Resul
 pub fn run(command: &mut Command, limit: Duration) -> anyhow::Result<()> {
     let what = display(command);
     step!("$ {what}");
-    let mut child = command
-        .stdin(Stdio::null())
-        .spawn()
-        .with_context(|| format!("failed to start `{what}`"))?;
+    let mut child = command.stdin(Stdio::null()).spawn().with_context(|| format!("failed to start `{what}`"))?;
     let status = wait_bounded(&mut child, &what, limit)?;
     if !status.success() {
         bail!("`{what}` failed: {status}");
@@ -61,12 +55,7 @@ pub fn run(command: &mut Command, limit: Duration) -> anyhow::Result<()> {
 /// Run `command` and return its stdout (trimmed); `None` if it cannot start or fails.
 pub fn output(command: &mut Command, limit: Duration) -> Option<String> {
     let what = display(command);
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
     let mut stdout = child.stdout.take()?;
     let reader = thread::spawn(move || {
         let mut text = String::new();
@@ -80,10 +69,7 @@ pub fn output(command: &mut Command, limit: Duration) -> Option<String> {
 
 /// Lower-case hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// True when the stamp file at `path` holds exactly `expected`.
@@ -93,8 +79,7 @@ pub fn stamp_matches(path: &Path, expected: &str) -> bool {
 
 /// Write `content` to the stamp file at `path`.
 pub fn write_stamp(path: &Path, content: &str) -> anyhow::Result<()> {
-    std::fs::write(path, format!("{}\n", content.trim()))
-        .with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, format!("{}\n", content.trim())).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
@@ -103,10 +88,7 @@ mod tests {
 
     #[test]
     fn sha256_of_known_input() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]
@@ -124,17 +106,8 @@ mod tests {
     fn output_captures_stdout() {
         let text = output(Command::new("echo").arg(" hi "), Duration::from_secs(10));
         assert_eq!(text.as_deref(), Some("hi"));
-        assert_eq!(
-            output(&mut Command::new("false"), Duration::from_secs(10)),
-            None
-        );
-        assert_eq!(
-            output(
-                &mut Command::new("/nonexistent/tool"),
-                Duration::from_secs(10)
-            ),
-            None
-        );
+        assert_eq!(output(&mut Command::new("false"), Duration::from_secs(10)), None);
+        assert_eq!(output(&mut Command::new("/nonexistent/tool"), Duration::from_secs(10)), None);
     }
 
     #[test]

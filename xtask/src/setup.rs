@@ -59,24 +59,17 @@ fn venv_python(root: &Path) -> PathBuf {
 /// Installed versions of `names` in the venv, or `None` if any is missing.
 fn installed_versions(python: &Path, names: &[&str]) -> Option<Vec<String>> {
     let script = "import sys, importlib.metadata as m\nfor n in sys.argv[1:]: print(m.version(n))";
-    let text = output(
-        Command::new(python).arg("-c").arg(script).args(names),
-        PROBE_LIMIT,
-    )?;
+    let text = output(Command::new(python).arg("-c").arg(script).args(names), PROBE_LIMIT)?;
     let versions: Vec<String> = text.lines().map(str::to_owned).collect();
     (versions.len() == names.len()).then_some(versions)
 }
 
 fn setup_python(root: &Path) -> anyhow::Result<PathBuf> {
     let requirements = root.join("tests").join("py").join("requirements.txt");
-    let text = std::fs::read_to_string(&requirements)
-        .with_context(|| format!("reading {}", requirements.display()))?;
+    let text = std::fs::read_to_string(&requirements).with_context(|| format!("reading {}", requirements.display()))?;
     let pins = parse_pins(&text);
     if pins.is_empty() {
-        bail!(
-            "{} pins nothing (expected lines like `mcp==2.3.0`)",
-            requirements.display()
-        );
+        bail!("{} pins nothing (expected lines like `mcp==2.3.0`)", requirements.display());
     }
     let python = venv_python(root);
     let works = output(Command::new(&python).arg("--version"), PROBE_LIMIT).is_some();
@@ -84,38 +77,22 @@ fn setup_python(root: &Path) -> anyhow::Result<PathBuf> {
         let venv = root.join(".venv");
         if venv.exists() {
             step!("python: {} is broken; recreating", venv.display());
-            std::fs::remove_dir_all(&venv)
-                .with_context(|| format!("removing {}", venv.display()))?;
+            std::fs::remove_dir_all(&venv).with_context(|| format!("removing {}", venv.display()))?;
         }
         let base = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
-        run(
-            Command::new(&base).args(["-m", "venv"]).arg(&venv),
-            PROBE_LIMIT,
-        )
-        .context("creating the Python venv (on Debian: apt-get install python3-venv)")?;
+        run(Command::new(&base).args(["-m", "venv"]).arg(&venv), PROBE_LIMIT)
+            .context("creating the Python venv (on Debian: apt-get install python3-venv)")?;
     }
     let names: Vec<&str> = pins.iter().map(|(n, _)| n.as_str()).collect();
     let wanted: Vec<&str> = pins.iter().map(|(_, v)| v.as_str()).collect();
     if installed_versions(&python, &names).is_some_and(|have| have == wanted) {
-        step!(
-            "python: {} up to date ({})",
-            python.display(),
-            describe_pins(&pins)
-        );
+        step!("python: {} up to date ({})", python.display(), describe_pins(&pins));
         return Ok(python);
     }
     step!("python: installing {}", describe_pins(&pins));
     run(
         Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "-q",
-                "-r",
-            ])
+            .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q", "-r"])
             .arg(&requirements)
             .env("PIP_NO_INPUT", "1"),
         PIP_LIMIT,
@@ -130,10 +107,7 @@ fn setup_python(root: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn describe_pins(pins: &[(String, String)]) -> String {
-    pins.iter()
-        .map(|(n, v)| format!("{n}=={v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    pins.iter().map(|(n, v)| format!("{n}=={v}")).collect::<Vec<_>>().join(", ")
 }
 
 fn setup_node(root: &Path) -> anyhow::Result<PathBuf> {
@@ -146,10 +120,7 @@ fn setup_node(root: &Path) -> anyhow::Result<PathBuf> {
     let expected = format!("{} node={node_version}", sha256_hex(&lock_bytes));
     let stamp = dir.join("node_modules").join(NODE_STAMP);
     if stamp_matches(&stamp, &expected) {
-        step!(
-            "node: tests/js/node_modules up to date (lockfile {})",
-            &expected[..12]
-        );
+        step!("node: tests/js/node_modules up to date (lockfile {})", &expected[..12]);
         return Ok(dir);
     }
     step!("node: npm ci in tests/js (node {node_version})");
@@ -171,9 +142,7 @@ fn setup_node(root: &Path) -> anyhow::Result<PathBuf> {
 /// `gateway-ebpf/` exists this is where its toolchain gets installed.
 pub fn setup_ebpf_toolchain(root: &Path) -> anyhow::Result<()> {
     if root.join("gateway-ebpf").join("Cargo.toml").exists() {
-        step!(
-            "ebpf: gateway-ebpf/ exists but setup_ebpf_toolchain() installs nothing yet (xtask/src/setup.rs)"
-        );
+        step!("ebpf: gateway-ebpf/ exists but setup_ebpf_toolchain() installs nothing yet (xtask/src/setup.rs)");
     } else {
         step!("ebpf: no gateway-ebpf crate; nothing to install");
     }
@@ -189,26 +158,19 @@ mod tests {
         let text = "# header\nmcp==2.3.0  # the SDK\n\nhttpx>=1\n  other == 1.2 \n";
         assert_eq!(
             parse_pins(text),
-            vec![
-                ("mcp".to_owned(), "2.3.0".to_owned()),
-                ("other".to_owned(), "1.2".to_owned())
-            ]
+            vec![("mcp".to_owned(), "2.3.0".to_owned()), ("other".to_owned(), "1.2".to_owned())]
         );
     }
 
     #[test]
     fn repo_requirements_pin_the_sdk() {
-        let text =
-            std::fs::read_to_string(crate::repo_root().join("tests/py/requirements.txt")).unwrap();
+        let text = std::fs::read_to_string(crate::repo_root().join("tests/py/requirements.txt")).unwrap();
         let pins = parse_pins(&text);
         assert!(pins.iter().any(|(name, _)| name == "mcp"), "{pins:?}");
     }
 
     #[test]
     fn installed_versions_of_a_missing_interpreter_is_none() {
-        assert_eq!(
-            installed_versions(Path::new("/nonexistent/python"), &["mcp"]),
-            None
-        );
+        assert_eq!(installed_versions(Path::new("/nonexistent/python"), &["mcp"]), None);
     }
 }

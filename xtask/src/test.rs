@@ -51,19 +51,10 @@ pub fn cargo_test_args(extra: &[String]) -> Vec<String> {
 pub fn test(root: &Path, args: &TestArgs) -> anyhow::Result<()> {
     let peers = setup(root)?;
     step!("building the gateway binaries");
-    run(
-        Command::new(cargo())
-            .args(["build", "-p", "mcp-gateway", "--bins"])
-            .current_dir(root),
-        BUILD_LIMIT,
-    )?;
+    run(Command::new(cargo()).args(["build", "-p", "mcp-gateway", "--bins"]).current_dir(root), BUILD_LIMIT)?;
     let bin_dir = target_dir(root).join("debug");
     let limit = Duration::from_secs(args.timeout_mins.saturating_mul(60));
-    step!(
-        "running tests of {} (limit {} min)",
-        TEST_PACKAGES.join(", "),
-        args.timeout_mins
-    );
+    step!("running tests of {} (limit {} min)", TEST_PACKAGES.join(", "), args.timeout_mins);
     run(
         Command::new(cargo())
             .args(cargo_test_args(&args.cargo_test_args))
@@ -87,18 +78,7 @@ mod tests {
         let args = cargo_test_args(&["e2e".to_owned(), "--".to_owned(), "--nocapture".to_owned()]);
         assert_eq!(
             args,
-            [
-                "test",
-                "-p",
-                "mcp-gateway",
-                "-p",
-                "mcp-gateway-tests",
-                "-p",
-                "xtask",
-                "e2e",
-                "--",
-                "--nocapture"
-            ]
+            ["test", "-p", "mcp-gateway", "-p", "mcp-gateway-tests", "-p", "xtask", "e2e", "--", "--nocapture"]
         );
     }
 

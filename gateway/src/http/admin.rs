@@ -21,21 +21,27 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<GwB
         "/ready" | "/readyz" => {
             let ready = shared.backends.any_healthy() && !shared.drain.is_draining();
             let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-            json_response(status, &json!({
-                "ready": ready,
-                "draining": shared.drain.is_draining(),
-                "backends": backend_status(&shared),
-            }))
+            json_response(
+                status,
+                &json!({
+                    "ready": ready,
+                    "draining": shared.drain.is_draining(),
+                    "backends": backend_status(&shared),
+                }),
+            )
         }
         "/metrics" => Response::builder()
             .header(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
             .body(full(shared.metrics.render()))
             .unwrap_or_default(),
-        "/status" => json_response(StatusCode::OK, &json!({
-            "version": crate::VERSION,
-            "draining": shared.drain.is_draining(),
-            "backends": backend_status(&shared),
-        })),
+        "/status" => json_response(
+            StatusCode::OK,
+            &json!({
+                "version": crate::VERSION,
+                "draining": shared.drain.is_draining(),
+                "backends": backend_status(&shared),
+            }),
+        ),
         _ => text(StatusCode::NOT_FOUND, "not found: try /health, /ready, /metrics, /status\n"),
     }
 }
@@ -69,9 +75,5 @@ fn json_response(status: StatusCode, v: &serde_json::Value) -> Response<GwBody> 
 }
 
 fn text(status: StatusCode, s: &'static str) -> Response<GwBody> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/plain")
-        .body(full(s))
-        .unwrap_or_default()
+    Response::builder().status(status).header(header::CONTENT_TYPE, "text/plain").body(full(s)).unwrap_or_default()
 }

@@ -65,11 +65,7 @@ pub async fn serve<H, F>(
     F: Future<Output = Response<GwBody>> + Send + 'static,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.read_timeout)
-        .keep_alive(settings.keep_alive);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(settings.read_timeout).keep_alive(settings.keep_alive);
     builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();

@@ -243,11 +243,7 @@ pub fn parse(bytes: &[u8]) -> Result<Body, EnvelopeError> {
             err.valid_up_to()
         )))
     })?;
-    match text
-        .trim_start_matches(|c: char| c.is_ascii_whitespace())
-        .as_bytes()
-        .first()
-    {
+    match text.trim_start_matches(|c: char| c.is_ascii_whitespace()).as_bytes().first() {
         Some(b'{') => match serde_json::from_str::<RawMessage<'_>>(text) {
             Ok(raw) => classify(raw).map(Body::Single),
             Err(err) => Err(data_or_parse_error(text, err, "duplicate member")),
@@ -258,11 +254,7 @@ pub fn parse(bytes: &[u8]) -> Result<Body, EnvelopeError> {
             if items.is_empty() {
                 return Err(invalid("empty batch", None));
             }
-            items
-                .into_iter()
-                .map(parse_batch_item)
-                .collect::<Result<_, _>>()
-                .map(Body::Batch)
+            items.into_iter().map(parse_batch_item).collect::<Result<_, _>>().map(Body::Batch)
         }
         _ => match serde_json::from_str::<serde::de::IgnoredAny>(text) {
             Ok(_) => Err(invalid("not an object or array", None)),
@@ -276,9 +268,7 @@ fn parse_batch_item(item: &RawValue) -> Result<Envelope, EnvelopeError> {
         return Err(invalid("batch element is not an object", None));
     }
     // The whole body already parsed, so only data errors (duplicates) remain here.
-    serde_json::from_str::<RawMessage<'_>>(item.get())
-        .map_err(|_| invalid("duplicate member", None))
-        .and_then(classify)
+    serde_json::from_str::<RawMessage<'_>>(item.get()).map_err(|_| invalid("duplicate member", None)).and_then(classify)
 }
 
 /// A serde error on well-formed JSON is a structure problem (-32600); otherwise -32700.
@@ -291,10 +281,7 @@ fn data_or_parse_error(text: &str, err: serde_json::Error, reason: &'static str)
 }
 
 fn invalid(reason: &'static str, id: Option<&RawValue>) -> EnvelopeError {
-    EnvelopeError::InvalidRequest {
-        reason,
-        id: id.map(ToOwned::to_owned),
-    }
+    EnvelopeError::InvalidRequest { reason, id: id.map(ToOwned::to_owned) }
 }
 
 #[derive(PartialEq)]
@@ -347,29 +334,15 @@ fn classify(raw: RawMessage<'_>) -> Result<Envelope, EnvelopeError> {
         if id_is_null {
             return fail("request id must not be null");
         }
-        let kind = if id.is_some() {
-            Kind::Request
-        } else {
-            Kind::Notification
-        };
+        let kind = if id.is_some() { Kind::Request } else { Kind::Notification };
         let name = raw.params.and_then(|params| name_of(&method, params));
-        return Ok(Envelope {
-            kind,
-            id,
-            method: Some(method.into_owned()),
-            name,
-        });
+        return Ok(Envelope { kind, id, method: Some(method.into_owned()), name });
     }
     match (raw.result.is_some(), raw.error.is_some(), id.is_some()) {
         (true, true, _) => fail("response has both result and error"),
         (false, false, _) => fail("message has no method, result or error"),
         (_, _, false) => fail("response without id"),
-        (_, _, true) => Ok(Envelope {
-            kind: Kind::Response,
-            id,
-            method: None,
-            name: None,
-        }),
+        (_, _, true) => Ok(Envelope { kind: Kind::Response, id, method: None, name: None }),
     }
 }
 
@@ -404,11 +377,7 @@ pub fn error_body(id: Option<&RawValue>, code: i32, message: &str, reason: &str)
 /// A bounded metric label for a method name: itself if in [`KNOWN_METHODS`], else `"other"`.
 /// Responses have no method; [`Envelope::label`] gives them `"response"`.
 pub fn method_label(method: &str) -> &'static str {
-    KNOWN_METHODS
-        .iter()
-        .find(|known| **known == method)
-        .copied()
-        .unwrap_or("other")
+    KNOWN_METHODS.iter().find(|known| **known == method).copied().unwrap_or("other")
 }
 
 #[cfg(test)]
@@ -476,7 +445,9 @@ mod tests {
         assert!(!batch.only_notifications_or_responses());
         let kinds: Vec<Kind> = batch.messages().iter().map(|e| e.kind).collect();
         assert_eq!(kinds, [Kind::Notification, Kind::Response, Kind::Request]);
-        let quiet = parse(br#"[{"jsonrpc":"2.0","method":"notifications/progress"},{"jsonrpc":"2.0","id":1,"error":{}}]"#).unwrap();
+        let quiet =
+            parse(br#"[{"jsonrpc":"2.0","method":"notifications/progress"},{"jsonrpc":"2.0","id":1,"error":{}}]"#)
+                .unwrap();
         assert!(quiet.only_notifications_or_responses());
         assert_eq!(quiet.first_id().map(RawValue::get), Some("1"));
         assert!(Body::Batch(Vec::new()).is_empty());
@@ -484,15 +455,7 @@ mod tests {
 
     #[test]
     fn ids_are_kept_verbatim() {
-        for id in [
-            r#""abc""#,
-            r#""a\"b""#,
-            "1.5",
-            "-3",
-            "1e3",
-            "12345678901234567890123",
-            "0",
-        ] {
+        for id in [r#""abc""#, r#""a\"b""#, "1.5", "-3", "1e3", "12345678901234567890123", "0"] {
             let env = single(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#));
             assert_eq!(env.id.as_deref().map(RawValue::get), Some(id));
         }
@@ -529,11 +492,7 @@ mod tests {
         for row in INVALID.lines().filter(|l| !l.trim().is_empty()) {
             let cols: Vec<&str> = row.split(" | ").map(str::trim).collect();
             let err = rejected(cols[0]);
-            assert_eq!(
-                (err.code(), err.reason()),
-                (INVALID_REQUEST, cols[1]),
-                "{row}"
-            );
+            assert_eq!((err.code(), err.reason()), (INVALID_REQUEST, cols[1]), "{row}");
             let want_id = Some(cols[2]).filter(|id| *id != "-");
             assert_eq!(err.id().map(RawValue::get), want_id, "{row}");
         }
@@ -580,11 +539,8 @@ mod tests {
         let env = single(&in_params);
         assert_eq!((env.kind, env.name), (Kind::Request, None));
         // Within the limit is fine.
-        let shallow = format!(
-            r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{}{}}}"#,
-            "[".repeat(100),
-            "]".repeat(100)
-        );
+        let shallow =
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{}{}}}"#, "[".repeat(100), "]".repeat(100));
         assert_eq!(single(&shallow).kind, Kind::Request);
     }
 
@@ -614,9 +570,7 @@ mod tests {
         let env = single(r#"{"jsonrpc":"2.0","id":1,"method":"ツール/呼ぶ"}"#);
         assert_eq!(env.method.as_deref(), Some("ツール/呼ぶ"));
         assert_eq!(env.label(), "other");
-        let escaped = single(
-            r#"{"jsonrpc":"\u0032.0","id":1,"method":"\u0074ools/call","params":{"name":"t"}}"#,
-        );
+        let escaped = single(r#"{"jsonrpc":"\u0032.0","id":1,"method":"\u0074ools/call","params":{"name":"t"}}"#);
         assert_eq!(escaped.method.as_deref(), Some("tools/call"));
         assert_eq!(escaped.name.as_deref(), Some("t"));
     }
@@ -624,9 +578,7 @@ mod tests {
     #[test]
     fn huge_result_parses() {
         let blob = "x".repeat(1 << 20);
-        let text = format!(
-            r#"{{"jsonrpc":"2.0","id":1,"result":{{"content":[{{"type":"text","text":"{blob}"}}]}}}}"#
-        );
+        let text = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"content":[{{"type":"text","text":"{blob}"}}]}}}}"#);
         let env = single(&text);
         assert_eq!(env.kind, Kind::Response);
         assert_eq!(env.id.as_deref().map(RawValue::get), Some("1"));
@@ -637,12 +589,7 @@ mod tests {
     #[test]
     fn error_body_is_escaped_valid_json() {
         let id = RawValue::from_string("\"req-\\\"1\"".to_owned()).unwrap();
-        let body = error_body(
-            Some(&id),
-            -32600,
-            "Bad \"thing\"\n\u{1}",
-            "ünïcode </script>",
-        );
+        let body = error_body(Some(&id), -32600, "Bad \"thing\"\n\u{1}", "ünïcode </script>");
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["jsonrpc"], "2.0");
         assert_eq!(v["id"], "req-\"1");
@@ -650,8 +597,7 @@ mod tests {
         assert_eq!(v["error"]["message"], "Bad \"thing\"\n\u{1}");
         assert_eq!(v["error"]["data"]["reason"], "ünïcode </script>");
         assert_eq!(v["error"]["data"]["source"], "mcp-gateway");
-        let null_id: Value =
-            serde_json::from_slice(&error_body(None, -32700, "Parse error", "x")).unwrap();
+        let null_id: Value = serde_json::from_slice(&error_body(None, -32700, "Parse error", "x")).unwrap();
         assert!(null_id["id"].is_null());
     }
 
@@ -659,17 +605,11 @@ mod tests {
     fn errors_render_their_own_bodies() {
         let err = rejected(r#"{"jsonrpc":"2.0","id":42,"method":"ping","error":{}}"#);
         let v: Value = serde_json::from_slice(&err.to_body()).unwrap();
-        assert_eq!(
-            (v["id"].as_i64(), v["error"]["code"].as_i64()),
-            (Some(42), Some(-32600))
-        );
+        assert_eq!((v["id"].as_i64(), v["error"]["code"].as_i64()), (Some(42), Some(-32600)));
         assert_eq!(v["error"]["message"], "Invalid Request");
         let parse_err = rejected("{");
         let v: Value = serde_json::from_slice(&parse_err.to_body()).unwrap();
-        assert_eq!(
-            (v["id"].is_null(), v["error"]["code"].as_i64()),
-            (true, Some(-32700))
-        );
+        assert_eq!((v["id"].is_null(), v["error"]["code"].as_i64()), (true, Some(-32700)));
         assert_eq!(v["error"]["data"]["reason"], "invalid json");
     }
 

@@ -26,7 +26,11 @@ use crate::session::token::{SessionClaims, SessionTransport};
 use http_body_util::BodyExt;
 
 /// GET /sse: open a legacy stream on a new backend session.
-pub async fn open(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -> Result<Response<GwBody>, GatewayError> {
+pub async fn open(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    ctx: &mut Ctx,
+) -> Result<Response<GwBody>, GatewayError> {
     let (mut parts, _body) = req.into_parts();
     ctx.log.rpc_method = "stream";
     let backend = balancer::pick(shared.backends.all(), BackendTransport::Sse).ok_or(GatewayError::NoHealthyBackend)?;
@@ -76,7 +80,11 @@ pub async fn open(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -
 }
 
 /// POST /messages?session_id=<gateway id>: one message into a legacy session.
-pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -> Result<Response<GwBody>, GatewayError> {
+pub async fn post(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    ctx: &mut Ctx,
+) -> Result<Response<GwBody>, GatewayError> {
     let (mut parts, body) = req.into_parts();
     let token = query_param(parts.uri.query().unwrap_or(""), "session_id")
         .ok_or(GatewayError::MissingSession("POST needs ?session_id= from the endpoint event"))?;

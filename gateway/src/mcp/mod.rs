@@ -136,7 +136,8 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 pub async fn read_body(shared: &Shared, headers: &HeaderMap, body: Incoming) -> Result<Bytes, GatewayError> {
     let limit = shared.config.server.max_request_body;
     // Refuse up front when the client announces too much.
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    if let Some(len) =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
     {
         if len > limit {
             return Err(GatewayError::BodyTooLarge { limit });

@@ -28,7 +28,11 @@ pub fn now_unix() -> u64 {
 }
 
 /// Open a session id and find its backend, or say why not (all 404s).
-pub fn route(shared: &Shared, token: &str, transport: SessionTransport) -> Result<(Arc<Backend>, SessionClaims), GatewayError> {
+pub fn route(
+    shared: &Shared,
+    token: &str,
+    transport: SessionTransport,
+) -> Result<(Arc<Backend>, SessionClaims), GatewayError> {
     let claims = shared.sealer.open(token).map_err(GatewayError::Session)?;
     if claims.transport != transport {
         return Err(GatewayError::WrongTransport);

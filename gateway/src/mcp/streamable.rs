@@ -33,7 +33,11 @@ const MCP_METHOD: &str = "mcp-method";
 const MCP_NAME: &str = "mcp-name";
 
 /// POST: one JSON-RPC message (or a 2025-03-26 batch).
-pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -> Result<Response<GwBody>, GatewayError> {
+pub async fn post(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    ctx: &mut Ctx,
+) -> Result<Response<GwBody>, GatewayError> {
     let (mut parts, body) = req.into_parts();
     let bytes = read_body(shared, &parts.headers, body).await?;
     let envelope = parse_envelope(&bytes, ctx)?;
@@ -59,7 +63,11 @@ pub async fn post(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -
 }
 
 /// GET: the server→client stream of a session (or 405 from a stateless backend).
-pub async fn get(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -> Result<Response<GwBody>, GatewayError> {
+pub async fn get(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    ctx: &mut Ctx,
+) -> Result<Response<GwBody>, GatewayError> {
     let (mut parts, _body) = req.into_parts();
     ctx.log.rpc_method = "stream";
     let token = session_token(&parts.headers)?;
@@ -81,7 +89,11 @@ pub async fn get(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) ->
 }
 
 /// DELETE: end a session.
-pub async fn delete(shared: &Arc<Shared>, req: Request<Incoming>, ctx: &mut Ctx) -> Result<Response<GwBody>, GatewayError> {
+pub async fn delete(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    ctx: &mut Ctx,
+) -> Result<Response<GwBody>, GatewayError> {
     let (mut parts, _body) = req.into_parts();
     ctx.log.rpc_method = "session/delete";
     let Some(token) = session_token(&parts.headers)? else {
@@ -137,7 +149,8 @@ pub(super) fn prepare(
     );
     headers.remove(MCP_SESSION_ID);
     if let Some(s) = upstream_session {
-        let v = HeaderValue::from_str(s).map_err(|_| GatewayError::Session(crate::session::token::OpenError::Tampered))?;
+        let v =
+            HeaderValue::from_str(s).map_err(|_| GatewayError::Session(crate::session::token::OpenError::Tampered))?;
         headers.insert(MCP_SESSION_ID, v);
     }
     Ok(())

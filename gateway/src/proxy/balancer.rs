@@ -135,9 +135,8 @@ mod tests {
         let b = backends(&[("a", 1, "http://127.0.0.1:1/mcp"), ("b", 1, "http://127.0.0.1:2/mcp")]);
         let _load: Vec<_> = (0..10).map(|_| b.all()[0].begin()).collect();
         // Whenever both are drawn, the idle one wins; over many picks "b" dominates.
-        let picks_b = (0..400)
-            .filter(|_| &*pick(b.all(), BackendTransport::StreamableHttp).unwrap().name == "b")
-            .count();
+        let picks_b =
+            (0..400).filter(|_| &*pick(b.all(), BackendTransport::StreamableHttp).unwrap().name == "b").count();
         assert!(picks_b > 250, "b picked {picks_b}/400");
     }
 

@@ -116,9 +116,7 @@ impl GatewayError {
             | Self::WrongTransport
             | Self::SessionBackendDown(_) => StatusCode::NOT_FOUND,
             Self::NoHealthyBackend | Self::PoolExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Connect { .. } | Self::Upstream { .. } | Self::BadUpstreamSession(_) => {
-                StatusCode::BAD_GATEWAY
-            }
+            Self::Connect { .. } | Self::Upstream { .. } | Self::BadUpstreamSession(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -68,7 +68,8 @@ pub async fn send(
     req: Request<UpstreamBody>,
     on_gone: OnClientGone,
 ) -> Result<Response<UpstreamStream>, GatewayError> {
-    let permit = match tokio::time::timeout(up.pool.acquire_timeout, Arc::clone(&backend.permits).acquire_owned()).await {
+    let permit = match tokio::time::timeout(up.pool.acquire_timeout, Arc::clone(&backend.permits).acquire_owned()).await
+    {
         Ok(Ok(p)) => p,
         // The semaphore is never closed; treat it like exhaustion if it were.
         Ok(Err(_)) | Err(_) => {
@@ -78,12 +79,7 @@ pub async fn send(
     };
     let lease = Lease { _permit: permit, _in_flight: backend.begin() };
     let deadline = Instant::now() + up.pool.request_timeout;
-    let pending = Pending {
-        fut: Some(Box::pin(up.client.request(req))),
-        lease: Some(lease),
-        on_gone,
-        deadline,
-    };
+    let pending = Pending { fut: Some(Box::pin(up.client.request(req))), lease: Some(lease), on_gone, deadline };
     let result = tokio::time::timeout_at(deadline, pending).await;
     let (resp, lease) = match result {
         Err(_) => {

@@ -84,10 +84,7 @@ pub(super) struct SessionKey {
 
 impl SessionKey {
     fn new(bytes: [u8; KEY_LEN]) -> Self {
-        let digest = Sha256::new()
-            .chain_update(KEY_ID_CONTEXT)
-            .chain_update(bytes)
-            .finalize();
+        let digest = Sha256::new().chain_update(KEY_ID_CONTEXT).chain_update(bytes).finalize();
         let mut id = [0u8; KEY_ID_LEN];
         id.copy_from_slice(&digest[..KEY_ID_LEN]);
         Self { bytes, id }
@@ -113,41 +110,25 @@ impl SessionKeys {
                 continue;
             }
             let bytes = decode_key(content).map_err(|bad| match bad {
-                BadKey::Length(got) => KeyFileError::Length {
-                    origin: origin.to_owned(),
-                    line,
-                    got,
-                },
-                BadKey::NotHex(column) => KeyFileError::NotHex {
-                    origin: origin.to_owned(),
-                    line,
-                    column,
-                },
+                BadKey::Length(got) => KeyFileError::Length { origin: origin.to_owned(), line, got },
+                BadKey::NotHex(column) => KeyFileError::NotHex { origin: origin.to_owned(), line, column },
             })?;
             if let Some(pos) = keys.iter().position(|k| k.bytes == bytes) {
-                return Err(KeyFileError::Duplicate {
-                    origin: origin.to_owned(),
-                    line,
-                    first_line: lines_of[pos],
-                });
+                return Err(KeyFileError::Duplicate { origin: origin.to_owned(), line, first_line: lines_of[pos] });
             }
             keys.push(SessionKey::new(bytes));
             lines_of.push(line);
         }
         if keys.is_empty() {
-            return Err(KeyFileError::Empty {
-                origin: origin.to_owned(),
-            });
+            return Err(KeyFileError::Empty { origin: origin.to_owned() });
         }
         Ok(Self { keys })
     }
 
     /// Reads and parses a key file; errors name the path.
     pub fn load(path: &Path) -> Result<Self, KeyFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| KeyFileError::Io { path: path.to_owned(), source })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -155,9 +136,7 @@ impl SessionKeys {
     pub fn generate() -> Self {
         let mut bytes = [0u8; KEY_LEN];
         rand::rng().fill_bytes(&mut bytes);
-        Self {
-            keys: vec![SessionKey::new(bytes)],
-        }
+        Self { keys: vec![SessionKey::new(bytes)] }
     }
 
     /// Number of keys (at least 1).
@@ -183,9 +162,7 @@ impl SessionKeys {
 
 impl fmt::Debug for SessionKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionKeys")
-            .field("key_ids", &self.key_ids())
-            .finish()
+        f.debug_struct("SessionKeys").field("key_ids", &self.key_ids()).finish()
     }
 }
 
@@ -263,14 +240,7 @@ mod tests {
     fn non_hex_is_reported_by_column() {
         let bad = format!("{}g{}", &K1[..10], &K1[11..]);
         let err = SessionKeys::parse(&bad, "f").unwrap_err();
-        assert!(matches!(
-            err,
-            KeyFileError::NotHex {
-                line: 1,
-                column: 11,
-                ..
-            }
-        ));
+        assert!(matches!(err, KeyFileError::NotHex { line: 1, column: 11, .. }));
         assert!(!err.to_string().contains(&bad[..10]));
     }
 
@@ -278,10 +248,7 @@ mod tests {
     fn multibyte_characters_count_as_characters() {
         let bad = format!("{}é", &K1[..63]);
         let err = SessionKeys::parse(&bad, "f").unwrap_err();
-        assert!(
-            matches!(err, KeyFileError::NotHex { column: 64, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, KeyFileError::NotHex { column: 64, .. }), "{err}");
     }
 
     #[test]
@@ -324,10 +291,7 @@ mod tests {
         assert_eq!(SessionKeys::load(&path).unwrap().len(), 1);
         std::fs::write(&path, "abc\n").unwrap();
         let err = SessionKeys::load(&path).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with(&format!("{}:1:", path.display()))
-        );
+        assert!(err.to_string().starts_with(&format!("{}:1:", path.display())));
         std::fs::remove_file(&path).unwrap();
         let err = SessionKeys::load(&path).unwrap_err();
         assert!(matches!(err, KeyFileError::Io { .. }));

@@ -134,25 +134,15 @@ pub struct Sealer {
 impl fmt::Debug for Sealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ids: Vec<String> = self.ciphers.iter().map(|(id, _)| hex_id(id)).collect();
-        f.debug_struct("Sealer")
-            .field("key_ids", &ids)
-            .field("ttl_secs", &self.ttl_secs)
-            .finish()
+        f.debug_struct("Sealer").field("key_ids", &ids).field("ttl_secs", &self.ttl_secs).finish()
     }
 }
 
 impl Sealer {
     /// A sealer using `keys` (first seals, all open); tokens live for `ttl` (whole seconds).
     pub fn new(keys: SessionKeys, ttl: Duration) -> Self {
-        let ciphers = keys
-            .keys()
-            .iter()
-            .map(|k| (k.id, XChaCha20Poly1305::new(&k.bytes.into())))
-            .collect();
-        Self {
-            ciphers,
-            ttl_secs: ttl.as_secs(),
-        }
+        let ciphers = keys.keys().iter().map(|k| (k.id, XChaCha20Poly1305::new(&k.bytes.into()))).collect();
+        Self { ciphers, ttl_secs: ttl.as_secs() }
     }
 
     /// The configured time-to-live.
@@ -194,9 +184,7 @@ impl Sealer {
 
     /// Opens a token, checking validity against the system clock.
     pub fn open(&self, token: &str) -> Result<SessionClaims, OpenError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         self.open_at(token, now)
     }
 
@@ -207,9 +195,7 @@ impl Sealer {
         }
         let body = token.strip_prefix(PREFIX).ok_or(OpenError::Malformed)?;
         let mut buf = [0u8; MAX_RAW_LEN];
-        let n = URL_SAFE_NO_PAD
-            .decode_slice(body, &mut buf)
-            .map_err(|_| OpenError::Malformed)?;
+        let n = URL_SAFE_NO_PAD.decode_slice(body, &mut buf).map_err(|_| OpenError::Malformed)?;
         if n < HEADER_LEN + MIN_PLAINTEXT + TAG_LEN {
             return Err(OpenError::Malformed);
         }
@@ -223,10 +209,7 @@ impl Sealer {
         // checks the tag before decrypting, so a failed attempt leaves `sealed` intact.
         for (id, cipher) in self.ciphers.iter().filter(|(id, _)| id[..] == *key_id) {
             known = true;
-            if cipher
-                .decrypt_in_place_detached(nonce, &aad(id), sealed, tag)
-                .is_ok()
-            {
+            if cipher.decrypt_in_place_detached(nonce, &aad(id), sealed, tag).is_ok() {
                 opened = true;
                 break;
             }
@@ -316,10 +299,7 @@ fn hex_to_bytes(digits: &[u8]) -> Vec<u8> {
         b'A'..=b'F' => c - b'A' + 10,
         _ => 0,
     };
-    digits
-        .chunks_exact(2)
-        .map(|p| (nibble(p[0]) << 4) | nibble(p[1]))
-        .collect()
+    digits.chunks_exact(2).map(|p| (nibble(p[0]) << 4) | nibble(p[1])).collect()
 }
 
 /// A cursor over decrypted plaintext; every read is bounds-checked.
@@ -348,9 +328,7 @@ impl<'a> Reader<'a> {
     }
 
     fn string(&mut self) -> Option<String> {
-        std::str::from_utf8(self.len_prefixed()?)
-            .ok()
-            .map(str::to_owned)
+        std::str::from_utf8(self.len_prefixed()?).ok().map(str::to_owned)
     }
 }
 
@@ -369,29 +347,14 @@ fn decode_claims(plain: &[u8]) -> Option<SessionClaims> {
         ENC_UPPER_HEX => to_hex(raw_upstream, b"0123456789ABCDEF", false)?,
         _ => to_hex(raw_upstream, b"0123456789abcdef", true)?,
     };
-    let principal = if flags & FLAG_PRINCIPAL != 0 {
-        Some(Principal {
-            issuer: r.string()?,
-            subject: r.string()?,
-        })
-    } else {
-        None
-    };
+    let principal =
+        if flags & FLAG_PRINCIPAL != 0 { Some(Principal { issuer: r.string()?, subject: r.string()? }) } else { None };
     if !r.0.is_empty() {
         return None;
     }
-    let transport = if flags & FLAG_LEGACY_SSE != 0 {
-        SessionTransport::LegacySse
-    } else {
-        SessionTransport::Streamable
-    };
-    Some(SessionClaims {
-        backend,
-        upstream_session,
-        transport,
-        issued_at,
-        principal,
-    })
+    let transport =
+        if flags & FLAG_LEGACY_SSE != 0 { SessionTransport::LegacySse } else { SessionTransport::Streamable };
+    Some(SessionClaims { backend, upstream_session, transport, issued_at, principal })
 }
 
 /// Hex text of `bytes`; as a UUID (8-4-4-4-12) when `uuid`, which needs exactly 16 bytes.
@@ -429,10 +392,8 @@ mod tests {
             upstream_session: upstream.into(),
             transport: SessionTransport::Streamable,
             issued_at: NOW,
-            principal: principal.then(|| Principal {
-                issuer: "https://auth.example.com/".into(),
-                subject: "user-42".into(),
-            }),
+            principal: principal
+                .then(|| Principal { issuer: "https://auth.example.com/".into(), subject: "user-42".into() }),
         }
     }
 
@@ -462,10 +423,7 @@ mod tests {
         let s = sealer(OLD);
         let mut c = claims(&"x".repeat(1500), true);
         c.backend = "b".repeat(200);
-        c.principal = Some(Principal {
-            issuer: "i".repeat(130),
-            subject: "ü".repeat(70),
-        });
+        c.principal = Some(Principal { issuer: "i".repeat(130), subject: "ü".repeat(70) });
         let token = s.seal(&c);
         assert_eq!(s.open_at(&token, NOW).unwrap(), c);
     }
@@ -473,10 +431,7 @@ mod tests {
     #[test]
     fn tokens_are_compact_visible_ascii_and_unique() {
         let s = sealer(OLD);
-        for id in [
-            "0123456789abcdef0123456789abcdef",
-            "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
-        ] {
+        for id in ["0123456789abcdef0123456789abcdef", "3f2504e0-4f89-41d3-9a0c-0305e82c3301"] {
             let c = claims(id, false);
             let a = s.seal(&c);
             let b = s.seal(&c);
@@ -486,18 +441,9 @@ mod tests {
             assert!(a.bytes().all(|ch| (0x21..=0x7e).contains(&ch)), "{a}");
             assert!(a.starts_with("g1."));
         }
-        let encodings = [
-            "ab12",
-            "AB12",
-            "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
-            "aB12",
-            "abc",
-        ]
-        .map(|id| compact_upstream(id).0);
-        assert_eq!(
-            encodings,
-            [ENC_LOWER_HEX, ENC_UPPER_HEX, ENC_UUID, ENC_RAW, ENC_RAW]
-        );
+        let encodings =
+            ["ab12", "AB12", "3f2504e0-4f89-41d3-9a0c-0305e82c3301", "aB12", "abc"].map(|id| compact_upstream(id).0);
+        assert_eq!(encodings, [ENC_LOWER_HEX, ENC_UPPER_HEX, ENC_UUID, ENC_RAW, ENC_RAW]);
         let with_principal = s.seal(&claims("3f2504e0-4f89-41d3-9a0c-0305e82c3301", true));
         assert!(with_principal.len() < 256, "{}", with_principal.len());
     }
@@ -506,8 +452,7 @@ mod tests {
     fn every_character_change_is_rejected() {
         let s = sealer(OLD);
         let token = s.seal(&claims("3f2504e0-4f89-41d3-9a0c-0305e82c3301", true));
-        let alphabet =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/.\x00 \xff";
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/.\x00 \xff";
         for i in 0..token.len() {
             for &replacement in alphabet {
                 let mut bytes = token.as_bytes().to_vec();
@@ -516,10 +461,7 @@ mod tests {
                 }
                 bytes[i] = replacement;
                 let text = String::from_utf8_lossy(&bytes);
-                assert!(
-                    s.open_at(&text, NOW).is_err(),
-                    "position {i} -> {replacement}"
-                );
+                assert!(s.open_at(&text, NOW).is_err(), "position {i} -> {replacement}");
             }
         }
     }
@@ -534,11 +476,7 @@ mod tests {
                 let mut flipped = raw.clone();
                 flipped[i] ^= 1 << bit;
                 let text = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(&flipped));
-                let expected = if i < KEY_ID_LEN {
-                    OpenError::UnknownKey
-                } else {
-                    OpenError::Tampered
-                };
+                let expected = if i < KEY_ID_LEN { OpenError::UnknownKey } else { OpenError::Tampered };
                 assert_eq!(s.open_at(&text, NOW), Err(expected), "byte {i} bit {bit}");
             }
         }
@@ -563,10 +501,7 @@ mod tests {
             let got = s.open_at(input, NOW);
             assert_eq!(got, Err(OpenError::Malformed), "{input:?}");
         }
-        assert_eq!(
-            s.open_at(&format!("g1.{}", "A".repeat(MAX_TOKEN_LEN)), NOW),
-            Err(OpenError::Malformed)
-        );
+        assert_eq!(s.open_at(&format!("g1.{}", "A".repeat(MAX_TOKEN_LEN)), NOW), Err(OpenError::Malformed));
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         for len in 0..400 {
             let mut raw = vec![0u8; len];
@@ -594,10 +529,7 @@ mod tests {
         let before = sealer(&format!("{OLD}\n"));
         let old_token = before.seal(&claims("abc", false));
         let after = sealer(&format!("{NEW}\n{OLD}\n"));
-        assert_eq!(
-            after.open_at(&old_token, NOW).unwrap(),
-            claims("abc", false)
-        );
+        assert_eq!(after.open_at(&old_token, NOW).unwrap(), claims("abc", false));
         let new_token = after.seal(&claims("abc", false));
         assert_eq!(before.open_at(&new_token, NOW), Err(OpenError::UnknownKey));
         assert!(sealer(NEW).open_at(&new_token, NOW).is_ok());
@@ -611,10 +543,7 @@ mod tests {
         assert!(s.open_at(&token, NOW + ttl).is_ok());
         assert_eq!(s.open_at(&token, NOW + ttl + 1), Err(OpenError::Expired));
         assert!(s.open_at(&token, NOW - MAX_CLOCK_SKEW_SECS).is_ok());
-        assert_eq!(
-            s.open_at(&token, NOW - MAX_CLOCK_SKEW_SECS - 1),
-            Err(OpenError::Expired)
-        );
+        assert_eq!(s.open_at(&token, NOW - MAX_CLOCK_SKEW_SECS - 1), Err(OpenError::Expired));
         let mut far = claims("abc", false);
         far.issued_at = u64::MAX;
         assert!(s.open_at(&s.seal(&far), u64::MAX).is_ok());
@@ -624,10 +553,7 @@ mod tests {
     #[test]
     fn open_uses_the_system_clock() {
         let s = sealer(OLD);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
         let mut c = claims("abc", false);
         c.issued_at = now;
         assert_eq!(s.open(&s.seal(&c)).unwrap(), c);
@@ -659,19 +585,11 @@ mod tests {
 
     #[test]
     fn reasons_and_debug() {
-        let labels = [
-            OpenError::Malformed,
-            OpenError::UnknownKey,
-            OpenError::Tampered,
-            OpenError::Expired,
-        ]
-        .map(OpenError::reason);
+        let labels = [OpenError::Malformed, OpenError::UnknownKey, OpenError::Tampered, OpenError::Expired]
+            .map(OpenError::reason);
         assert_eq!(labels, ["malformed", "unknown_key", "tampered", "expired"]);
         let debug = format!("{:?}", sealer(OLD));
-        assert!(
-            debug.contains("ttl_secs: 86400") && !debug.contains("0001020304"),
-            "{debug}"
-        );
+        assert!(debug.contains("ttl_secs: 86400") && !debug.contains("0001020304"), "{debug}");
         assert_eq!(sealer(OLD).ttl(), DAY);
     }
 
@@ -682,9 +600,7 @@ mod tests {
         assert!(decode_claims(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]).is_none());
         assert!(decode_claims(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 1]).is_none());
         assert!(decode_claims(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f]).is_none());
-        assert!(
-            decode_claims(&[ENC_UUID << ENCODING_SHIFT, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1]).is_none()
-        );
+        assert!(decode_claims(&[ENC_UUID << ENCODING_SHIFT, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1]).is_none());
         let ok = decode_claims(&[0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0]).unwrap();
         assert_eq!((ok.issued_at, ok.backend.as_str()), (9, ""));
     }

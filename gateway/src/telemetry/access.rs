@@ -69,10 +69,7 @@ impl Drop for RequestLog {
         let status_str = buf.as_str();
         self.metrics.requests.with_label_values(&[backend, self.rpc_method, status_str]).inc();
         if self.backend.is_some() {
-            self.metrics
-                .request_duration
-                .with_label_values(&[backend, self.rpc_method])
-                .observe(elapsed.as_secs_f64());
+            self.metrics.request_duration.with_label_values(&[backend, self.rpc_method]).observe(elapsed.as_secs_f64());
         }
         if self.enabled {
             tracing::info!(

@@ -39,8 +39,8 @@ pub fn resolve(cfg: &LoggingConfig, env: &dyn Fn(&str) -> Option<String>) -> Log
 /// Install the global subscriber. Returns an error string if the filter is
 /// invalid; a second call (tests) is a no-op.
 pub fn init(settings: &LogSettings) -> Result<(), String> {
-    let filter = EnvFilter::try_new(&settings.filter)
-        .map_err(|e| format!("invalid log filter {:?}: {e}", settings.filter))?;
+    let filter =
+        EnvFilter::try_new(&settings.filter).map_err(|e| format!("invalid log filter {:?}: {e}", settings.filter))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match settings.format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
@@ -57,8 +57,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| m.get(k).cloned()
     }
 

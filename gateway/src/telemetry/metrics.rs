@@ -7,8 +7,7 @@
 //! enums), never from raw client input.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// All gateway metrics, registered in one registry.
@@ -52,10 +51,8 @@ pub struct Metrics {
 }
 
 /// Latency buckets, in seconds: sub-millisecond proxying up to long tool calls.
-const DURATION_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-    60.0,
-];
+const DURATION_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 impl Metrics {
     /// Create and register every metric.
@@ -81,23 +78,16 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(request_duration.clone())).expect("unique metric");
-        let sse_keepalives = IntCounter::new(
-            "mcp_sse_keepalives_total",
-            "SSE keepalive comments written on idle client streams.",
-        )
-        .expect("valid metric");
+        let sse_keepalives =
+            IntCounter::new("mcp_sse_keepalives_total", "SSE keepalive comments written on idle client streams.")
+                .expect("valid metric");
         registry.register(Box::new(sse_keepalives.clone())).expect("unique metric");
-        let ebpf_mode = IntGauge::new(
-            "mcp_ebpf_mode",
-            "Data-plane mode: 0 = userspace-only, 1 = XDP program attached.",
-        )
-        .expect("valid metric");
+        let ebpf_mode =
+            IntGauge::new("mcp_ebpf_mode", "Data-plane mode: 0 = userspace-only, 1 = XDP program attached.")
+                .expect("valid metric");
         registry.register(Box::new(ebpf_mode.clone())).expect("unique metric");
-        let build = IntGaugeVec::new(
-            Opts::new("mcp_build_info", "Build information; always 1."),
-            &["version", "ebpf"],
-        )
-        .expect("valid metric");
+        let build = IntGaugeVec::new(Opts::new("mcp_build_info", "Build information; always 1."), &["version", "ebpf"])
+            .expect("valid metric");
         registry.register(Box::new(build.clone())).expect("unique metric");
         build.with_label_values(&[env!("CARGO_PKG_VERSION"), "not_built"]).set(1);
 
@@ -148,11 +138,7 @@ impl Metrics {
                 "Requests whose session id could not be routed (answered 404), by reason.",
                 &["reason"],
             ),
-            streams_active: gauge(
-                "mcp_streams_active",
-                "Open SSE streams, by transport.",
-                &["transport"],
-            ),
+            streams_active: gauge("mcp_streams_active", "Open SSE streams, by transport.", &["transport"]),
             sse_keepalives,
             client_errors: counter(
                 "mcp_client_errors_total",
@@ -206,13 +192,9 @@ mod tests {
         m.request_duration.with_label_values(&["a", "tools/call"]).observe(0.001);
         m.connection_errors.with_label_values(&["a", "connect"]).inc();
         let text = String::from_utf8(m.render()).unwrap();
-        for needle in [
-            "mcp_backend_healthy",
-            "request_duration",
-            "requests_total",
-            "connection_errors_total",
-            "mcp_ebpf_mode 0",
-        ] {
+        for needle in
+            ["mcp_backend_healthy", "request_duration", "requests_total", "connection_errors_total", "mcp_ebpf_mode 0"]
+        {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
     }

@@ -5,9 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use mcp_gateway_tests::client::Served;
-use mcp_gateway_tests::{
-    BackendOptions, ClientOutput, GatewaySpec, OrFail, PyBackend, SessionKey, TestGateway,
-};
+use mcp_gateway_tests::{BackendOptions, ClientOutput, GatewaySpec, OrFail, PyBackend, SessionKey, TestGateway};
 
 /// Upper bound for one client scenario run.
 pub const CLIENT_LIMIT: Duration = Duration::from_secs(120);
@@ -35,12 +33,7 @@ impl Cluster {
         for _ in 0..replicas {
             gateways.push(TestGateway::start(&spec).await.or_fail());
         }
-        Self {
-            backends,
-            gateways,
-            spec,
-            _key: key,
-        }
+        Self { backends, gateways, spec, _key: key }
     }
 
     /// `--url A [--alt-url B]` for the Streamable HTTP endpoint of the first two replicas.
@@ -55,18 +48,12 @@ impl Cluster {
 
     /// The `host:port` of every replica's data listener.
     pub fn replica_hosts(&self) -> Vec<String> {
-        self.gateways
-            .iter()
-            .map(|g| g.data_addr().to_string())
-            .collect()
+        self.gateways.iter().map(|g| g.data_addr().to_string()).collect()
     }
 
     /// The backends' recent stderr, for failure messages.
     pub fn backend_logs(&self) -> String {
-        self.backends
-            .iter()
-            .map(|b| format!("--- {} ---\n{}\n", b.name(), b.stderr_tail()))
-            .collect()
+        self.backends.iter().map(|b| format!("--- {} ---\n{}\n", b.name(), b.stderr_tail())).collect()
     }
 }
 
@@ -91,17 +78,9 @@ pub fn argv(groups: &[&[String]], rest: &[&str]) -> Vec<String> {
 /// Assert that every call was served by the same backend server and backend session
 /// (a real one), and return it.
 pub fn assert_one_backend_session(served: &[Served], expected_calls: usize) -> Served {
-    assert_eq!(
-        served.len(),
-        expected_calls,
-        "wrong number of calls: {served:?}"
-    );
+    assert_eq!(served.len(), expected_calls, "wrong number of calls: {served:?}");
     let distinct: BTreeSet<&Served> = served.iter().collect();
-    assert_eq!(
-        distinct.len(),
-        1,
-        "calls of one session were served by several backend sessions: {distinct:?}"
-    );
+    assert_eq!(distinct.len(), 1, "calls of one session were served by several backend sessions: {distinct:?}");
     let only = served[0].clone();
     assert!(only.session.is_some(), "backend saw no session: {only:?}");
     assert!(!only.server.is_empty(), "no server name: {only:?}");
@@ -124,14 +103,8 @@ pub fn assert_tokens_are_not_backend_ids(out: &ClientOutput, served: &[Served]) 
     assert!(!held.is_empty(), "client held no session id: {:?}", out.0);
     for backend_session in served.iter().filter_map(|s| s.session.as_deref()) {
         for token in &held {
-            assert_ne!(
-                token, backend_session,
-                "backend saw the client's own session id"
-            );
-            assert!(
-                !token.contains(backend_session),
-                "token {token} embeds backend id {backend_session} in clear"
-            );
+            assert_ne!(token, backend_session, "backend saw the client's own session id");
+            assert!(!token.contains(backend_session), "token {token} embeds backend id {backend_session} in clear");
         }
     }
 }

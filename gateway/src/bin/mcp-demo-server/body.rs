@@ -49,10 +49,7 @@ impl ResponseBody {
     /// A body of several buffers sent back to back.
     pub fn chunks(chunks: Vec<Bytes>) -> Self {
         let remaining = chunks.iter().map(|c| c.len() as u64).sum();
-        Self::Chunks {
-            chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
-            remaining,
-        }
+        Self::Chunks { chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(), remaining }
     }
 }
 
@@ -60,10 +57,7 @@ impl Body for ResponseBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             Self::Empty => Poll::Ready(None),
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
@@ -71,9 +65,7 @@ impl Body for ResponseBody {
                 *remaining -= chunk.len() as u64;
                 Ok(Frame::data(chunk))
             })),
-            Self::Stream(stream) => Pin::new(stream)
-                .poll_next(cx)
-                .map(|next| next.map(|b| Ok(Frame::data(b)))),
+            Self::Stream(stream) => Pin::new(stream).poll_next(cx).map(|next| next.map(|b| Ok(Frame::data(b)))),
         }
     }
 
@@ -103,11 +95,7 @@ mod tests {
 
     #[tokio::test]
     async fn chunks_report_exact_length_and_concatenate() {
-        let body = ResponseBody::chunks(vec![
-            Bytes::from_static(b"ab"),
-            Bytes::new(),
-            Bytes::from_static(b"cde"),
-        ]);
+        let body = ResponseBody::chunks(vec![Bytes::from_static(b"ab"), Bytes::new(), Bytes::from_static(b"cde")]);
         assert_eq!(body.size_hint().exact(), Some(5));
         let all = body.collect().await.unwrap().to_bytes();
         assert_eq!(&all[..], b"abcde");

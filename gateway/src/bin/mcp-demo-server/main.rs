@@ -32,11 +32,7 @@ use crate::sessions::SessionStore;
 
 /// Command line of `mcp-demo-server`.
 #[derive(Debug, Parser)]
-#[command(
-    name = "mcp-demo-server",
-    version,
-    about = "A small, fast MCP demo server"
-)]
+#[command(name = "mcp-demo-server", version, about = "A small, fast MCP demo server")]
 struct Cli {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:3001")]
@@ -77,41 +73,25 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let runtime = if cli.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(cli.threads)
-            .enable_all()
-            .build()
+        tokio::runtime::Builder::new_multi_thread().worker_threads(cli.threads).enable_all().build()
     }
     .context("building the tokio runtime")?;
     runtime.block_on(run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(cli.listen)
-        .await
-        .with_context(|| format!("binding {}", cli.listen))?;
+    let listener = TcpListener::bind(cli.listen).await.with_context(|| format!("binding {}", cli.listen))?;
     let local = listener.local_addr().context("reading the bound address")?;
     let sessions = (!cli.stateless).then(|| SessionStore::new(cli.max_sessions));
-    let config = Config {
-        path: cli.path,
-        mode: cli.mode,
-        name: cli.name,
-        keepalive: cli.keepalive,
-        max_body: cli.max_body,
-    };
+    let config =
+        Config { path: cli.path, mode: cli.mode, name: cli.name, keepalive: cli.keepalive, max_body: cli.max_body };
     {
         let mut out = std::io::stdout().lock();
-        writeln!(
-            out,
-            "mcp-demo-server listening on http://{local}{}",
-            config.path
-        )
-        .and_then(|()| out.flush())
-        .context("writing the listening line")?;
+        writeln!(out, "mcp-demo-server listening on http://{local}{}", config.path)
+            .and_then(|()| out.flush())
+            .context("writing the listening line")?;
     }
     tracing::info!(%local, mode = ?config.mode, stateless = cli.stateless, "serving");
     let server = Arc::new(Server::new(config, sessions));
@@ -138,10 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let builder = Arc::clone(&builder);
         tokio::spawn(async move {
             let service = service_fn(move |req| Arc::clone(&server).handle(req));
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
         });
@@ -155,17 +132,8 @@ fn connection_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // No header read timeout: it arms a timer for every request, which costs more than the
     // slow-client protection is worth on a loopback demo backend.
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .pipeline_flush(true)
-        .header_read_timeout(None);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(1024)
-        .keep_alive_interval(None);
+    builder.http1().timer(TokioTimer::new()).keep_alive(true).pipeline_flush(true).header_read_timeout(None);
+    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(1024).keep_alive_interval(None);
     builder
 }
 

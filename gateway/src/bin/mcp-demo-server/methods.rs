@@ -25,11 +25,7 @@ struct InitializeParams<'a> {
 
 /// The version `initialize` answers: the client's if negotiable, else the latest.
 pub fn negotiate(requested: Option<&str>) -> &'static str {
-    NEGOTIABLE_VERSIONS
-        .iter()
-        .find(|v| Some(**v) == requested)
-        .copied()
-        .unwrap_or(LATEST_VERSION)
+    NEGOTIABLE_VERSIONS.iter().find(|v| Some(**v) == requested).copied().unwrap_or(LATEST_VERSION)
 }
 
 fn initialize_result(version: &str) -> String {
@@ -44,12 +40,7 @@ fn initialize_result(version: &str) -> String {
 }
 
 /// Answers one request.
-pub async fn handle(
-    ctx: &CallContext<'_>,
-    id: &RawValue,
-    method: &str,
-    params: Option<&RawValue>,
-) -> Reply {
+pub async fn handle(ctx: &CallContext<'_>, id: &RawValue, method: &str, params: Option<&RawValue>) -> Reply {
     let inline = |bytes| Reply::Done(Payload::Inline(bytes));
     match method {
         "tools/call" => tools::call(ctx, id, params).await,
@@ -60,16 +51,9 @@ pub async fn handle(
                 .and_then(|p| serde_json::from_str::<InitializeParams<'_>>(p.get()).ok())
                 .and_then(|p| p.protocol_version);
             let version = negotiate(requested.as_deref());
-            inline(protocol::response(
-                id,
-                initialize_result(version).as_bytes(),
-            ))
+            inline(protocol::response(id, initialize_result(version).as_bytes()))
         }
-        other => inline(protocol::error(
-            Some(id),
-            METHOD_NOT_FOUND,
-            &format!("Method not found: {other}"),
-        )),
+        other => inline(protocol::error(Some(id), METHOD_NOT_FOUND, &format!("Method not found: {other}"))),
     }
 }
 
@@ -81,12 +65,7 @@ mod tests {
 
     async fn answer(method: &str, params: Option<&str>) -> Value {
         let headers = HeaderMap::new();
-        let ctx = CallContext {
-            server_name: "demo",
-            session: None,
-            headers: &headers,
-            host: None,
-        };
+        let ctx = CallContext { server_name: "demo", session: None, headers: &headers, host: None };
         let id: &RawValue = serde_json::from_str("\"req-1\"").unwrap();
         let params: Option<&RawValue> = params.map(|p| serde_json::from_str(p).unwrap());
         match handle(&ctx, id, method, params).await {

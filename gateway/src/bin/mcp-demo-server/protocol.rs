@@ -28,13 +28,7 @@ pub const LATEST_VERSION: &str = "2025-11-25";
 /// The session-less revision: requests carrying it skip every session check.
 pub const STATELESS_VERSION: &str = "2026-07-28";
 /// Values accepted in the `MCP-Protocol-Version` header (others get 400, per the spec).
-pub const HEADER_VERSIONS: [&str; 5] = [
-    "2024-11-05",
-    "2025-03-26",
-    "2025-06-18",
-    "2025-11-25",
-    STATELESS_VERSION,
-];
+pub const HEADER_VERSIONS: [&str; 5] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", STATELESS_VERSION];
 
 /// Why a POST body could not be read as JSON-RPC at all.
 #[derive(Debug, thiserror::Error)]
@@ -126,27 +120,16 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 impl<'a> RawMessage<'a> {
     fn classify(self) -> Message<'a> {
         if self.jsonrpc.as_ref().map(|s| s.0.as_ref()) != Some("2.0") {
-            return Message::Invalid {
-                id: self.id,
-                reason: "jsonrpc must be \"2.0\"",
-            };
+            return Message::Invalid { id: self.id, reason: "jsonrpc must be \"2.0\"" };
         }
         match (self.method.map(|m| m.0), self.id) {
-            (Some(_), Some(id)) if id.get() == "null" => Message::Invalid {
-                id: None,
-                reason: "request id must not be null",
-            },
-            (Some(method), Some(id)) => Message::Request {
-                id,
-                method,
-                params: self.params,
-            },
+            (Some(_), Some(id)) if id.get() == "null" => {
+                Message::Invalid { id: None, reason: "request id must not be null" }
+            }
+            (Some(method), Some(id)) => Message::Request { id, method, params: self.params },
             (Some(method), None) => Message::Notification { method },
             (None, Some(_)) if self.result.is_some() || self.error.is_some() => Message::Response,
-            (None, id) => Message::Invalid {
-                id,
-                reason: "message has neither method nor result/error",
-            },
+            (None, id) => Message::Invalid { id, reason: "message has neither method nor result/error" },
         }
     }
 }
@@ -161,15 +144,10 @@ pub fn parse(body: &[u8]) -> Result<Incoming<'_>, ProtocolError> {
         }
         let messages = items
             .into_iter()
-            .map(
-                |raw| match serde_json::from_str::<RawMessage<'_>>(raw.get()) {
-                    Ok(m) => m.classify(),
-                    Err(_) => Message::Invalid {
-                        id: None,
-                        reason: "batch element is not a message object",
-                    },
-                },
-            )
+            .map(|raw| match serde_json::from_str::<RawMessage<'_>>(raw.get()) {
+                Ok(m) => m.classify(),
+                Err(_) => Message::Invalid { id: None, reason: "batch element is not a message object" },
+            })
             .collect();
         return Ok(Incoming::Batch(messages));
     }
@@ -180,9 +158,9 @@ pub fn parse(body: &[u8]) -> Result<Incoming<'_>, ProtocolError> {
 fn classify_error(e: serde_json::Error) -> ProtocolError {
     match e.classify() {
         serde_json::error::Category::Data => ProtocolError::NotAMessage(e),
-        serde_json::error::Category::Io
-        | serde_json::error::Category::Syntax
-        | serde_json::error::Category::Eof => ProtocolError::Parse(e),
+        serde_json::error::Category::Io | serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            ProtocolError::Parse(e)
+        }
     }
 }
 

@@ -33,30 +33,15 @@ fn notification_response_and_invalid() {
         single(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
         Message::Notification { method } if method == "notifications/initialized"
     ));
-    assert!(matches!(
-        single(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
-        Message::Response
-    ));
-    assert!(matches!(
-        single(r#"{"jsonrpc":"2.0","id":1,"result":null}"#),
-        Message::Response
-    ));
-    assert!(matches!(
-        single(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#),
-        Message::Response
-    ));
+    assert!(matches!(single(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#), Message::Response));
+    assert!(matches!(single(r#"{"jsonrpc":"2.0","id":1,"result":null}"#), Message::Response));
+    assert!(matches!(single(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#), Message::Response));
     assert!(matches!(
         single(r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#),
         Message::Invalid { id: Some(id), .. } if id.get() == "1"
     ));
-    assert!(matches!(
-        single(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#),
-        Message::Invalid { id: None, .. }
-    ));
-    assert!(matches!(
-        single(r#"{"jsonrpc":"2.0","id":3}"#),
-        Message::Invalid { .. }
-    ));
+    assert!(matches!(single(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#), Message::Invalid { id: None, .. }));
+    assert!(matches!(single(r#"{"jsonrpc":"2.0","id":3}"#), Message::Invalid { .. }));
 }
 
 #[test]
@@ -72,9 +57,7 @@ fn parse_errors_are_classified() {
 fn batch_elements_are_classified_one_by_one() {
     let body = br#" [{"jsonrpc":"2.0","id":1,"method":"ping"},
         {"jsonrpc":"2.0","method":"notifications/initialized"}, 5]"#;
-    let Incoming::Batch(items) = parse(body).unwrap() else {
-        panic!("expected a batch")
-    };
+    let Incoming::Batch(items) = parse(body).unwrap() else { panic!("expected a batch") };
     assert_eq!(items.len(), 3);
     assert!(matches!(items[0], Message::Request { .. }));
     assert!(matches!(items[1], Message::Notification { .. }));
@@ -84,10 +67,7 @@ fn batch_elements_are_classified_one_by_one() {
 #[test]
 fn writes_responses_and_errors() {
     let id: &RawValue = serde_json::from_str("\"x\"").unwrap();
-    assert_eq!(
-        response(id, b"{}"),
-        br#"{"jsonrpc":"2.0","id":"x","result":{}}"#
-    );
+    assert_eq!(response(id, b"{}"), br#"{"jsonrpc":"2.0","id":"x","result":{}}"#);
     let err = error(None, SESSION_NOT_FOUND, "Session not found");
     let v: serde_json::Value = serde_json::from_slice(&err).unwrap();
     assert_eq!(v["id"], serde_json::Value::Null);
@@ -106,13 +86,7 @@ fn multi_line_ids_are_flattened() {
 
 #[test]
 fn write_str_escapes_like_serde_json() {
-    for s in [
-        "plain",
-        "quote \" and \\ backslash",
-        "ctl \u{0} \u{1f} \n\r\t",
-        "ünïcode ✓",
-        "",
-    ] {
+    for s in ["plain", "quote \" and \\ backslash", "ctl \u{0} \u{1f} \n\r\t", "ünïcode ✓", ""] {
         let mut out = Vec::new();
         write_str(&mut out, s);
         let back: String = serde_json::from_slice(&out).unwrap();

@@ -17,9 +17,7 @@ pub const JSON: &str = "application/json";
 /// The answer to a single request: JSON or one SSE event per the mode; progress is always SSE.
 pub fn single_reply(mode: Mode, reply: Reply) -> Response<ResponseBody> {
     match (mode, reply) {
-        (Mode::Json, Reply::Done(Payload::Inline(v))) => {
-            with_type(StatusCode::OK, JSON, ResponseBody::full(v))
-        }
+        (Mode::Json, Reply::Done(Payload::Inline(v))) => with_type(StatusCode::OK, JSON, ResponseBody::full(v)),
         (Mode::Json, Reply::Done(p)) => {
             let mut chunks = Vec::with_capacity(4);
             p.push_chunks(&mut chunks);
@@ -30,18 +28,8 @@ pub fn single_reply(mode: Mode, reply: Reply) -> Response<ResponseBody> {
             sse::push_event(&mut chunks, p);
             sse_response(ResponseBody::chunks(chunks))
         }
-        (
-            _,
-            Reply::Progress {
-                notifications,
-                interval,
-                result,
-            },
-        ) => {
-            let mut events: Vec<Bytes> = notifications
-                .into_iter()
-                .map(|n| sse::event(Payload::Inline(n)))
-                .collect();
+        (_, Reply::Progress { notifications, interval, result }) => {
+            let mut events: Vec<Bytes> = notifications.into_iter().map(|n| sse::event(Payload::Inline(n))).collect();
             events.push(sse::event(result));
             if interval.is_zero() {
                 sse_response(ResponseBody::chunks(events))
@@ -69,11 +57,7 @@ pub fn batch_reply(mode: Mode, replies: Vec<Reply>) -> Response<ResponseBody> {
     for reply in replies {
         match reply {
             Reply::Done(p) => sse::push_event(&mut chunks, p),
-            Reply::Progress {
-                notifications,
-                result,
-                ..
-            } => {
+            Reply::Progress { notifications, result, .. } => {
                 for n in notifications {
                     sse::push_event(&mut chunks, Payload::Inline(n));
                 }
@@ -87,31 +71,21 @@ pub fn batch_reply(mode: Mode, replies: Vec<Reply>) -> Response<ResponseBody> {
 /// A 200 `text/event-stream` response.
 pub fn sse_response(body: ResponseBody) -> Response<ResponseBody> {
     let mut r = with_type(StatusCode::OK, sse::CONTENT_TYPE, body);
-    r.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
 
 /// A response with a status, a content type and a body.
-pub fn with_type(
-    status: StatusCode,
-    content_type: &'static str,
-    body: ResponseBody,
-) -> Response<ResponseBody> {
+pub fn with_type(status: StatusCode, content_type: &'static str, body: ResponseBody) -> Response<ResponseBody> {
     let mut r = Response::new(body);
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
 /// A plain-text response.
 pub fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
-    with_type(
-        status,
-        "text/plain; charset=utf-8",
-        ResponseBody::full(Bytes::from_static(text.as_bytes())),
-    )
+    with_type(status, "text/plain; charset=utf-8", ResponseBody::full(Bytes::from_static(text.as_bytes())))
 }
 
 /// A response with no body.
@@ -128,9 +102,5 @@ pub fn accepted() -> Response<ResponseBody> {
 
 /// An HTTP error carrying a JSON-RPC error with a null id.
 pub fn json_error(status: StatusCode, code: i64, message: &str) -> Response<ResponseBody> {
-    with_type(
-        status,
-        JSON,
-        ResponseBody::full(protocol::error(None, code, message)),
-    )
+    with_type(status, JSON, ResponseBody::full(protocol::error(None, code, message)))
 }

@@ -13,9 +13,7 @@ use http_body_util::{BodyExt, Limited};
 
 use crate::body::ResponseBody;
 use crate::protocol::{self, Incoming, Message, Payload, ProtocolError, STATELESS_VERSION};
-use crate::reply::{
-    JSON, accepted, batch_reply, json_error, plain, single_reply, status_only, with_type,
-};
+use crate::reply::{JSON, accepted, batch_reply, json_error, plain, single_reply, status_only, with_type};
 use crate::sessions::{SessionId, SessionStore};
 use crate::tools::{CallContext, Reply};
 use crate::{methods, sse};
@@ -71,9 +69,7 @@ impl RequestError {
             Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, protocol::BAD_REQUEST),
             Self::BodyRead(_) => (StatusCode::BAD_REQUEST, protocol::BAD_REQUEST),
             Self::Protocol(e) => (StatusCode::BAD_REQUEST, e.code()),
-            Self::MethodNotAllowed { .. } => {
-                (StatusCode::METHOD_NOT_ALLOWED, protocol::BAD_REQUEST)
-            }
+            Self::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, protocol::BAD_REQUEST),
         }
     }
 
@@ -82,8 +78,7 @@ impl RequestError {
         let (status, code) = self.status_and_code();
         let mut r = json_error(status, code, &self.to_string());
         if let Self::MethodNotAllowed { allow } = self {
-            r.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static(allow));
+            r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
         }
         r
     }
@@ -128,10 +123,7 @@ impl Server {
     }
 
     /// Answers one HTTP request.
-    pub async fn handle<B>(
-        self: Arc<Self>,
-        req: Request<B>,
-    ) -> Result<Response<ResponseBody>, Infallible>
+    pub async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Result<Response<ResponseBody>, Infallible>
     where
         B: http_body::Body<Data = Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
@@ -153,11 +145,7 @@ impl Server {
     }
 
     fn not_allowed(&self) -> RequestError {
-        let allow = if self.sessions.is_some() {
-            "GET, POST, DELETE"
-        } else {
-            "POST"
-        };
+        let allow = if self.sessions.is_some() { "GET, POST, DELETE" } else { "POST" };
         RequestError::MethodNotAllowed { allow }
     }
 
@@ -201,17 +189,12 @@ impl Server {
         if modern {
             check_modern_headers(&parts.headers, &incoming)?;
         }
-        let host = parts
-            .headers
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+        let host =
+            parts.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| parts.uri.authority().map(|a| a.as_str()));
         let ctx = CallContext {
             server_name: &self.config.name,
             // A checked header value is 32 hex digits, so `to_str` cannot fail.
-            session: minted
-                .as_deref()
-                .or(session.and_then(|h: &HeaderValue| h.to_str().ok())),
+            session: minted.as_deref().or(session.and_then(|h: &HeaderValue| h.to_str().ok())),
             headers: &parts.headers,
             host,
         };
@@ -221,11 +204,7 @@ impl Server {
                     // 2026-07-28: 404 + -32601 tells a modern client apart from a legacy 404.
                     let msg = format!("Method not found: {method}");
                     let err = protocol::error(Some(id), protocol::METHOD_NOT_FOUND, &msg);
-                    return Ok(with_type(
-                        StatusCode::NOT_FOUND,
-                        JSON,
-                        ResponseBody::full(err),
-                    ));
+                    return Ok(with_type(StatusCode::NOT_FOUND, JSON, ResponseBody::full(err)));
                 }
                 let reply = methods::handle(&ctx, id, &method, params).await;
                 single_reply(self.config.mode, reply)
@@ -237,11 +216,7 @@ impl Server {
             }
             Incoming::Batch(items) => {
                 let replies = run_batch(&ctx, items).await;
-                if replies.is_empty() {
-                    accepted()
-                } else {
-                    batch_reply(self.config.mode, replies)
-                }
+                if replies.is_empty() { accepted() } else { batch_reply(self.config.mode, replies) }
             }
         };
         if let Some(id) = minted
@@ -253,9 +228,7 @@ impl Server {
     }
 
     fn get(&self, headers: &HeaderMap) -> Result<Response<ResponseBody>, RequestError> {
-        let store = self
-            .store_for(is_modern(headers)?)
-            .ok_or_else(|| self.not_allowed())?;
+        let store = self.store_for(is_modern(headers)?).ok_or_else(|| self.not_allowed())?;
         let (id, _) = check_session(store, headers)?;
         // Resumption is accepted but nothing is replayed: this server keeps no event log.
         if let Some(last) = headers.get("last-event-id") {
@@ -267,21 +240,14 @@ impl Server {
             sse::CONTENT_TYPE,
             ResponseBody::Stream(sse::listen(self.config.keepalive, alive)),
         );
-        r.headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         Ok(r)
     }
 
     fn delete(&self, headers: &HeaderMap) -> Result<Response<ResponseBody>, RequestError> {
-        let store = self
-            .store_for(is_modern(headers)?)
-            .ok_or_else(|| self.not_allowed())?;
+        let store = self.store_for(is_modern(headers)?).ok_or_else(|| self.not_allowed())?;
         let (id, _) = check_session(store, headers)?;
-        if store.remove(id) {
-            Ok(status_only(StatusCode::OK))
-        } else {
-            Err(RequestError::UnknownSession)
-        }
+        if store.remove(id) { Ok(status_only(StatusCode::OK)) } else { Err(RequestError::UnknownSession) }
     }
 }
 
@@ -290,12 +256,12 @@ impl Server {
 async fn run_batch(ctx: &CallContext<'_>, items: Vec<Message<'_>>) -> Vec<Reply> {
     use futures_util::future::{Either, join_all};
     join_all(items.into_iter().filter_map(|m| match m {
-        Message::Request { id, method, params } => Some(Either::Left(async move {
-            methods::handle(ctx, id, &method, params).await
-        })),
-        Message::Invalid { id, reason } => Some(Either::Right(std::future::ready(Reply::Done(
-            Payload::Inline(protocol::error(id, protocol::INVALID_REQUEST, reason)),
-        )))),
+        Message::Request { id, method, params } => {
+            Some(Either::Left(async move { methods::handle(ctx, id, &method, params).await }))
+        }
+        Message::Invalid { id, reason } => Some(Either::Right(std::future::ready(Reply::Done(Payload::Inline(
+            protocol::error(id, protocol::INVALID_REQUEST, reason),
+        ))))),
         Message::Notification { .. } | Message::Response => None,
     }))
     .await
@@ -315,9 +281,7 @@ fn version_header(headers: &HeaderMap) -> Result<Option<&'static str>, RequestEr
         .iter()
         .find(|v| v.as_bytes() == value.as_bytes())
         .map(|v| Some(*v))
-        .ok_or_else(|| {
-            RequestError::UnsupportedVersion(String::from_utf8_lossy(value.as_bytes()).into())
-        })
+        .ok_or_else(|| RequestError::UnsupportedVersion(String::from_utf8_lossy(value.as_bytes()).into()))
 }
 
 /// The request's session, if its header names a live one: missing → 400; unknown or
@@ -326,9 +290,7 @@ fn check_session<'h>(
     store: &SessionStore,
     headers: &'h HeaderMap,
 ) -> Result<(SessionId, &'h HeaderValue), RequestError> {
-    let value = headers
-        .get(SESSION_HEADER)
-        .ok_or(RequestError::MissingSession)?;
+    let value = headers.get(SESSION_HEADER).ok_or(RequestError::MissingSession)?;
     match SessionId::parse(value.as_bytes()) {
         Some(id) if store.contains(id) => Ok((id, value)),
         _ => Err(RequestError::UnknownSession),

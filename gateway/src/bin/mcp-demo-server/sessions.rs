@@ -78,9 +78,7 @@ impl SessionStore {
     fn shard(&self, id: SessionId) -> MutexGuard<'_, Shard> {
         // Ids are uniformly random, so their low bits spread sessions evenly.
         let index = (id.0 as usize) & (self.shards.len() - 1);
-        self.shards[index]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shards[index].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Mints and stores a new session, evicting the oldest of its shard when full.
@@ -133,10 +131,7 @@ impl SessionStore {
     /// Number of live sessions.
     #[cfg_attr(not(test), expect(dead_code, reason = "used by tests"))]
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).map.len())
-            .sum()
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).map.len()).sum()
     }
 }
 
@@ -150,10 +145,7 @@ mod tests {
         let id = store.create();
         let text = id.to_string();
         assert_eq!(text.len(), 32);
-        assert!(
-            text.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        );
+        assert!(text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert_eq!(SessionId::parse(text.as_bytes()), Some(id));
         assert_eq!(SessionId::parse(text.to_uppercase().as_bytes()), Some(id));
         assert_ne!(store.create(), id);

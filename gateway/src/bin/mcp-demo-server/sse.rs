@@ -32,10 +32,7 @@ pub fn next_event_id() -> u64 {
 
 /// Appends one `event: message` event holding `payload` (single-line JSON) to `out`.
 pub fn push_event(out: &mut Vec<Bytes>, payload: Payload) {
-    out.push(Bytes::from(format!(
-        "event: message\nid: {}\ndata: ",
-        next_event_id()
-    )));
+    out.push(Bytes::from(format!("event: message\nid: {}\ndata: ", next_event_id())));
     payload.push_chunks(out);
     out.push(Bytes::from_static(b"\n\n"));
 }
@@ -75,9 +72,7 @@ pub fn listen(keepalive: Duration, alive: watch::Receiver<()>) -> BoxStream<'sta
             }
         }
     });
-    stream::once(std::future::ready(Bytes::from_static(OPENED)))
-        .chain(keepalives)
-        .boxed()
+    stream::once(std::future::ready(Bytes::from_static(OPENED))).chain(keepalives).boxed()
 }
 
 /// Parses `--keepalive`-style durations: `15`, `15s`, `500ms`, `2m`.
@@ -87,9 +82,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 15s or 500ms"))?;
+    let n: u64 = digits.parse().map_err(|_| format!("`{s}` is not a duration like 15s or 500ms"))?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
@@ -138,10 +131,7 @@ mod tests {
         let start = Instant::now();
         let events = vec![Bytes::from("1"), Bytes::from("2"), Bytes::from("3")];
         let got: Vec<Bytes> = paced(events, Duration::from_millis(20)).collect().await;
-        assert_eq!(
-            got,
-            vec![Bytes::from("1"), Bytes::from("2"), Bytes::from("3")]
-        );
+        assert_eq!(got, vec![Bytes::from("1"), Bytes::from("2"), Bytes::from("3")]);
         assert!(start.elapsed() >= Duration::from_millis(40));
     }
 
@@ -157,9 +147,7 @@ mod tests {
         assert_eq!(s.next().await.unwrap(), Bytes::from_static(KEEPALIVE));
         assert!(start.elapsed() >= Duration::from_millis(60));
         drop(tx);
-        let end = tokio::time::timeout(Duration::from_secs(5), s.next())
-            .await
-            .unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(5), s.next()).await.unwrap();
         assert!(end.is_none());
     }
 }

@@ -47,12 +47,7 @@ static PATTERN: [u8; 65536] = {
 };
 
 /// Headers reported by `whoami`, when present.
-const WHOAMI_HEADERS: [&str; 4] = [
-    "authorization",
-    "x-request-id",
-    "x-forwarded-for",
-    "mcp-protocol-version",
-];
+const WHOAMI_HEADERS: [&str; 4] = ["authorization", "x-request-id", "x-forwarded-for", "mcp-protocol-version"];
 
 /// What a tool needs to know about the request it serves.
 #[derive(Debug)]
@@ -163,22 +158,14 @@ fn sleep_duration(ms: u64) -> Duration {
 }
 
 fn invalid_params(id: &RawValue, message: &str) -> Reply {
-    Reply::Done(Payload::Inline(protocol::error(
-        Some(id),
-        INVALID_PARAMS,
-        message,
-    )))
+    Reply::Done(Payload::Inline(protocol::error(Some(id), INVALID_PARAMS, message)))
 }
 
 struct ArgError(serde_json::Error);
 
 impl ArgError {
     fn into_reply(self, id: &RawValue) -> Reply {
-        Reply::Done(text_result(
-            id,
-            &format!("invalid arguments: {}", self.0),
-            true,
-        ))
+        Reply::Done(text_result(id, &format!("invalid arguments: {}", self.0), true))
     }
 }
 
@@ -191,11 +178,7 @@ pub fn text_result(id: &RawValue, text: &str, is_error: bool) -> Payload {
     let mut out = protocol::response_head(id, text.len() + 64);
     out.extend_from_slice(br#"{"content":[{"type":"text","text":"#);
     protocol::write_str(&mut out, text);
-    out.extend_from_slice(if is_error {
-        br#"}],"isError":true}"#
-    } else {
-        br#"}],"isError":false}"#
-    });
+    out.extend_from_slice(if is_error { br#"}],"isError":true}"# } else { br#"}],"isError":false}"# });
     out.extend_from_slice(protocol::RESPONSE_TAIL);
     Payload::Inline(out)
 }
@@ -211,11 +194,7 @@ fn large(id: &RawValue, size: u64) -> Payload {
         body.push(Bytes::from_static(&PATTERN[..n]));
         left -= n;
     }
-    Payload::Spliced {
-        head,
-        body,
-        tail: br#""}],"isError":false}}"#,
-    }
+    Payload::Spliced { head, body, tail: br#""}],"isError":false}}"# }
 }
 
 async fn progress(id: &RawValue, token: Option<&RawValue>, args: ProgressArgs) -> Reply {
@@ -240,11 +219,7 @@ async fn progress(id: &RawValue, token: Option<&RawValue>, args: ProgressArgs) -
             .into_bytes()
         })
         .collect();
-    Reply::Progress {
-        notifications,
-        interval,
-        result,
-    }
+    Reply::Progress { notifications, interval, result }
 }
 
 fn whoami(ctx: &CallContext<'_>) -> String {

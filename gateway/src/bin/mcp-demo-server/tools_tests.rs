@@ -33,12 +33,7 @@ async fn run(params: &str) -> Reply {
 #[test]
 fn tools_list_is_valid_json_with_five_tools() {
     let v: Value = serde_json::from_str(TOOLS_LIST_RESULT).unwrap();
-    let names: Vec<&str> = v["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = v["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["echo", "large", "progress", "whoami", "sleep"]);
     for t in v["tools"].as_array().unwrap() {
         assert_eq!(t["inputSchema"]["type"], "object");
@@ -58,9 +53,7 @@ async fn echo_returns_the_text() {
 async fn echo_response_is_small() {
     let text = "x".repeat(120);
     let params = format!(r#"{{"name":"echo","arguments":{{"text":"{text}"}}}}"#);
-    let Reply::Done(p) = run(&params).await else {
-        panic!("expected Done")
-    };
+    let Reply::Done(p) = run(&params).await else { panic!("expected Done") };
     let mut chunks = Vec::new();
     p.push_chunks(&mut chunks);
     let len = chunks.concat().len();
@@ -99,26 +92,15 @@ async fn large_has_exact_size_and_pattern() {
         let v = done(run(&format!(r#"{{"name":"large","arguments":{args}}}"#)).await);
         let text = v["result"]["content"][0]["text"].as_str().unwrap();
         assert_eq!(text.len(), expected, "{args}");
-        assert!(
-            text.as_bytes()
-                .iter()
-                .enumerate()
-                .all(|(i, b)| *b == b"0123456789abcdef"[i % 16])
-        );
+        assert!(text.as_bytes().iter().enumerate().all(|(i, b)| *b == b"0123456789abcdef"[i % 16]));
     }
 }
 
 #[tokio::test]
 async fn progress_with_token_lists_notifications_in_order() {
-    let reply = run(r#"{"name":"progress","arguments":{"steps":4,"delay_ms":5},"_meta":{"progressToken":"tok"}}"#).await;
-    let Reply::Progress {
-        notifications,
-        interval,
-        result,
-    } = reply
-    else {
-        panic!("expected Progress")
-    };
+    let reply =
+        run(r#"{"name":"progress","arguments":{"steps":4,"delay_ms":5},"_meta":{"progressToken":"tok"}}"#).await;
+    let Reply::Progress { notifications, interval, result } = reply else { panic!("expected Progress") };
     assert_eq!(interval, Duration::from_millis(5));
     assert_eq!(notifications.len(), 4);
     for (i, n) in notifications.iter().enumerate() {
@@ -145,8 +127,7 @@ async fn whoami_reports_server_session_and_headers() {
     headers.insert("x-request-id", "r-1".parse().unwrap());
     headers.insert("x-other", "no".parse().unwrap());
     let v = done(call(&ctx(&headers), raw("2"), Some(raw(r#"{"name":"whoami"}"#))).await);
-    let inner: Value =
-        serde_json::from_str(v["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    let inner: Value = serde_json::from_str(v["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
     assert_eq!(inner["server"], "replica-a");
     assert_eq!(inner["session"], "0123456789abcdef0123456789abcdef");
     assert_eq!(inner["headers"]["authorization"], "Bearer t");
