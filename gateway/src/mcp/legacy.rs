@@ -9,12 +9,13 @@
 
 use std::sync::Arc;
 
-use http::{Method, Request, Response, Version};
+use bytes::Bytes;
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
 use super::session::{now_unix, route};
 use super::sse::{EndpointMapper, SseStream, StreamGauge};
-use super::streamable::{exchange, prepare, respond};
+use super::streamable::{exchange, respond, upstream_request};
 use super::{Ctx, parse_envelope, read_body};
 use crate::config::BackendTransport;
 use crate::gateway::Shared;
@@ -31,15 +32,11 @@ pub async fn open(
     req: Request<Incoming>,
     ctx: &mut Ctx,
 ) -> Result<Response<GwBody>, GatewayError> {
-    let (mut parts, _body) = req.into_parts();
+    let (parts, _body) = req.into_parts();
     ctx.log.rpc_method = "stream";
     let backend = balancer::pick(shared.backends.all(), BackendTransport::Sse).ok_or(GatewayError::NoHealthyBackend)?;
-    ctx.log.backend = Some(Arc::clone(&backend.name));
-    parts.uri = backend.url.clone();
-    parts.version = Version::HTTP_11;
-    prepare(&mut parts.headers, &backend, ctx, None)?;
-    let upstream_req = Request::from_parts(parts, http_body_util::Full::default());
-    let resp = exchange(shared, &backend, upstream_req, OnClientGone::Close, false).await?;
+    let upstream = upstream_request(parts, &backend, backend.url.clone(), ctx, None, Bytes::new())?;
+    let resp = exchange(shared, &backend, upstream, OnClientGone::Close, false).await?;
     if !resp.status().is_success() {
         return respond(shared, &backend, resp, None, ctx, "legacy_sse", true);
     }
@@ -91,13 +88,10 @@ pub async fn post(
     let bytes = read_body(shared, &parts.headers, body).await?;
     parse_envelope(&bytes, ctx)?;
     let (backend, claims) = route(shared, &token, SessionTransport::LegacySse)?;
-    ctx.log.backend = Some(Arc::clone(&backend.name));
     parts.method = Method::POST;
-    parts.uri = backend.uri_for(&claims.upstream_session).map_err(GatewayError::Internal)?;
-    parts.version = Version::HTTP_11;
-    prepare(&mut parts.headers, &backend, ctx, None)?;
-    let upstream_req = Request::from_parts(parts, http_body_util::Full::new(bytes));
-    let resp = exchange(shared, &backend, upstream_req, OnClientGone::Detach, true).await?;
+    let uri = backend.uri_for(&claims.upstream_session).map_err(GatewayError::Internal)?;
+    let upstream = upstream_request(parts, &backend, uri, ctx, None, bytes)?;
+    let resp = exchange(shared, &backend, upstream, OnClientGone::Detach, true).await?;
     respond(shared, &backend, resp, Some(token), ctx, "legacy_post", false)
 }
 

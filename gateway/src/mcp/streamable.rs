@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use base64::Engine;
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -44,21 +45,10 @@ pub async fn post(
     check_method_headers(&parts.headers, &envelope)?;
 
     let token = session_token(&parts.headers)?;
-    let (backend, upstream_session) = match token.as_deref() {
-        Some(t) => {
-            let (b, claims) = route(shared, t, SessionTransport::Streamable)?;
-            (b, Some(claims.upstream_session))
-        }
-        None => (pick(shared)?, None),
-    };
-    ctx.log.backend = Some(Arc::clone(&backend.name));
-
+    let (backend, claims) = route_or_pick(shared, token.as_deref())?;
     parts.method = Method::POST;
-    parts.uri = backend.url.clone();
-    parts.version = Version::HTTP_11;
-    prepare(&mut parts.headers, &backend, ctx, upstream_session.as_deref())?;
-    let upstream_req = Request::from_parts(parts, http_body_util::Full::new(bytes));
-    let resp = exchange(shared, &backend, upstream_req, OnClientGone::Detach, token.is_some()).await?;
+    let upstream = upstream_request(parts, &backend, backend.url.clone(), ctx, upstream_id(&claims), bytes)?;
+    let resp = exchange(shared, &backend, upstream, OnClientGone::Detach, token.is_some()).await?;
     respond(shared, &backend, resp, token, ctx, "streamable_post", false)
 }
 
@@ -68,23 +58,13 @@ pub async fn get(
     req: Request<Incoming>,
     ctx: &mut Ctx,
 ) -> Result<Response<GwBody>, GatewayError> {
-    let (mut parts, _body) = req.into_parts();
+    let (parts, _body) = req.into_parts();
     ctx.log.rpc_method = "stream";
     let token = session_token(&parts.headers)?;
-    let (backend, upstream_session) = match token.as_deref() {
-        Some(t) => {
-            let (b, claims) = route(shared, t, SessionTransport::Streamable)?;
-            (b, Some(claims.upstream_session))
-        }
-        // No session: let a backend answer (400/405 per its revision).
-        None => (pick(shared)?, None),
-    };
-    ctx.log.backend = Some(Arc::clone(&backend.name));
-    parts.uri = backend.url.clone();
-    parts.version = Version::HTTP_11;
-    prepare(&mut parts.headers, &backend, ctx, upstream_session.as_deref())?;
-    let upstream_req = Request::from_parts(parts, http_body_util::Full::default());
-    let resp = exchange(shared, &backend, upstream_req, OnClientGone::Close, token.is_some()).await?;
+    // No session: let a backend answer (400/405 per its revision).
+    let (backend, claims) = route_or_pick(shared, token.as_deref())?;
+    let upstream = upstream_request(parts, &backend, backend.url.clone(), ctx, upstream_id(&claims), Bytes::new())?;
+    let resp = exchange(shared, &backend, upstream, OnClientGone::Close, token.is_some()).await?;
     respond(shared, &backend, resp, token, ctx, "streamable_get", true)
 }
 
@@ -94,18 +74,16 @@ pub async fn delete(
     req: Request<Incoming>,
     ctx: &mut Ctx,
 ) -> Result<Response<GwBody>, GatewayError> {
-    let (mut parts, _body) = req.into_parts();
+    let (parts, _body) = req.into_parts();
     ctx.log.rpc_method = "session/delete";
     let Some(token) = session_token(&parts.headers)? else {
         return Err(GatewayError::MissingSession("DELETE needs an Mcp-Session-Id header"));
     };
     let (backend, claims) = route(shared, &token, SessionTransport::Streamable)?;
     ctx.log.backend = Some(Arc::clone(&backend.name));
-    parts.uri = backend.url.clone();
-    parts.version = Version::HTTP_11;
-    prepare(&mut parts.headers, &backend, ctx, Some(&claims.upstream_session))?;
-    let upstream_req = Request::from_parts(parts, http_body_util::Full::default());
-    let resp = exchange(shared, &backend, upstream_req, OnClientGone::Detach, true).await?;
+    let upstream =
+        upstream_request(parts, &backend, backend.url.clone(), ctx, Some(&claims.upstream_session), Bytes::new())?;
+    let resp = exchange(shared, &backend, upstream, OnClientGone::Detach, true).await?;
     let status = resp.status();
     // 2xx: ended. 404: the backend had already forgotten it. Either way it is gone.
     if status.is_success() || status == StatusCode::NOT_FOUND {
@@ -117,8 +95,35 @@ pub async fn delete(
     respond(shared, &backend, resp, Some(token), ctx, "streamable_delete", false)
 }
 
-fn pick(shared: &Shared) -> Result<Arc<Backend>, GatewayError> {
-    balancer::pick(shared.backends.all(), BackendTransport::StreamableHttp).ok_or(GatewayError::NoHealthyBackend)
+/// A session's backend (opened from its id), or a new backend when there is no id.
+fn route_or_pick(shared: &Shared, token: Option<&str>) -> Result<(Arc<Backend>, Option<SessionClaims>), GatewayError> {
+    match token {
+        Some(t) => route(shared, t, SessionTransport::Streamable).map(|(b, c)| (b, Some(c))),
+        None => balancer::pick(shared.backends.all(), BackendTransport::StreamableHttp)
+            .map(|b| (b, None))
+            .ok_or(GatewayError::NoHealthyBackend),
+    }
+}
+
+fn upstream_id(claims: &Option<SessionClaims>) -> Option<&str> {
+    claims.as_ref().map(|c| c.upstream_session.as_str())
+}
+
+/// The client's request head, rewritten for `backend` at `uri`, with `body`.
+pub(super) fn upstream_request(
+    mut parts: http::request::Parts,
+    backend: &Backend,
+    uri: http::Uri,
+    ctx: &mut Ctx,
+    upstream_session: Option<&str>,
+    body: Bytes,
+) -> Result<Request<forward::UpstreamBodyAlias>, GatewayError> {
+    ctx.log.backend = Some(Arc::clone(&backend.name));
+    parts.uri = uri;
+    // Upstream is HTTP/1.1 (or h2 where the pool negotiated it), whatever the client spoke.
+    parts.version = Version::HTTP_11;
+    prepare(&mut parts.headers, backend, ctx, upstream_session)?;
+    Ok(Request::from_parts(parts, http_body_util::Full::new(body)))
 }
 
 /// The client's session id, if any. Several values, or a non-ASCII one, is a client error.
