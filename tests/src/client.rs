@@ -116,10 +116,15 @@ pub async fn py_client(args: &[String], limit: Duration) -> Result<ClientOutput,
 
 /// Run `client.mjs` (TypeScript SDK) with `args`, at most `limit`.
 pub async fn node_client(args: &[String], limit: Duration) -> Result<ClientOutput, ClientError> {
+    node_script("client.mjs", args, limit).await
+}
+
+/// Run the Node script `script` of `tests/js` with `args`, at most `limit`.
+pub async fn node_script(script: &str, args: &[String], limit: Duration) -> Result<ClientOutput, ClientError> {
     let dir = env::node_dir()?;
     let mut command = Command::new(env::node());
-    command.arg(dir.join("client.mjs")).args(args).current_dir(&dir);
-    let process = ChildProcess::spawn("client.mjs", command, false)?;
+    command.arg(dir.join(script)).args(args).current_dir(&dir);
+    let process = ChildProcess::spawn(script, command, false)?;
     collect(process, limit).await
 }
 

@@ -14,7 +14,7 @@ pub mod ports;
 pub mod process;
 
 pub use backend::{BackendOptions, PyBackend, PyTransport};
-pub use client::{ClientOutput, PausedClient, node_client, py_client};
+pub use client::{ClientOutput, PausedClient, node_client, node_script, py_client};
 pub use gateway::{BackendSpec, GatewaySpec, SessionKey, TestGateway};
 
 /// `unwrap` for harness results that panics with the error's `Display` text, which
