@@ -11,10 +11,11 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::Config;
 use crate::drain;
 use crate::http::{admin, listener, server, tls};
-use crate::mcp::session::{Activity, Revoked};
+use crate::mcp::session::{Revoked, now_unix};
 use crate::proxy::client::{self, UpstreamClient};
 use crate::proxy::forward::Upstream;
 use crate::proxy::{Backends, health};
+use crate::session::cache::OpenedSessions;
 use crate::session::keys::SessionKeys;
 use crate::session::token::Sealer;
 use crate::telemetry::Metrics;
@@ -37,8 +38,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Sessions deleted through this replica.
     pub revoked: Revoked,
-    /// Recently active sessions.
-    pub activity: Activity,
+    /// Opened session ids (cache + activity for `mcp_sessions_active`).
+    pub sessions: OpenedSessions,
     /// Drain watch (streams end at a boundary when it fires).
     pub drain: drain::Watch,
 }
@@ -138,7 +139,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         client: client.clone(),
         metrics: Arc::clone(&metrics),
         revoked: Revoked::default(),
-        activity: Activity::default(),
+        sessions: OpenedSessions::default(),
         drain: drain.clone(),
         config,
     });
@@ -191,7 +192,7 @@ async fn sweep_activity(shared: Arc<Shared>, drain: drain::Watch) {
             _ = &mut stop => return,
             _ = tick.tick() => {}
         }
-        let (streamable, legacy) = shared.activity.sweep(ACTIVE_WINDOW.as_secs());
+        let (streamable, legacy) = shared.sessions.sweep(now_unix(), ACTIVE_WINDOW.as_secs());
         shared.metrics.sessions_active.with_label_values(&["streamable-http"]).set(streamable);
         shared.metrics.sessions_active.with_label_values(&["sse"]).set(legacy);
     }

@@ -27,12 +27,23 @@ use crate::drain;
 use crate::telemetry::Metrics;
 
 /// What a handler knows about the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// Client address.
     pub peer: SocketAddr,
+    /// The client IP as a header value, formatted once per connection (`X-Forwarded-For`).
+    pub peer_ip: http::HeaderValue,
     /// True if the connection is TLS.
     pub tls: bool,
+}
+
+impl ConnInfo {
+    /// Describe a connection from `peer`.
+    pub fn new(peer: SocketAddr, tls: bool) -> Self {
+        let peer_ip = http::HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| http::HeaderValue::from_static("unknown"));
+        Self { peer, peer_ip, tls }
+    }
 }
 
 /// Connection-level settings.
@@ -104,9 +115,9 @@ pub async fn serve<H, F>(
         let settings = settings.clone();
         tokio::spawn(async move {
             active.inc();
-            let info = ConnInfo { peer, tls: tls.is_some() };
+            let info = ConnInfo::new(peer, tls.is_some());
             let svc = service_fn(move |req| {
-                let fut = handler(req, info);
+                let fut = handler(req, info.clone());
                 async move { Ok::<_, std::convert::Infallible>(fut.await) }
             });
             let io = WriteTimeout::new(stream, settings.write_timeout);

@@ -3,10 +3,10 @@
 //! - ids ended by DELETE are remembered until they would expire anyway, so
 //!   this replica answers 404 at once (other replicas get the backend's own
 //!   404, since the backend has forgotten the session too);
-//! - recently active sessions are counted for `mcp_sessions_active`.
+//! - recently active sessions are counted for `mcp_sessions_active`
+//!   (by the opened-session cache, `session::cache`).
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,9 +18,6 @@ use crate::session::token::{SessionClaims, SessionTransport};
 
 /// Upper bound on remembered deletions (oldest forgotten first).
 const MAX_REVOKED: usize = 100_000;
-/// Upper bound on tracked active sessions per shard.
-const MAX_ACTIVE_PER_SHARD: usize = 50_000;
-const SHARDS: usize = 16;
 
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> u64 {
@@ -32,18 +29,17 @@ pub fn route(
     shared: &Shared,
     token: &str,
     transport: SessionTransport,
-) -> Result<(Arc<Backend>, SessionClaims), GatewayError> {
-    let claims = shared.sealer.open(token).map_err(GatewayError::Session)?;
+) -> Result<(Arc<Backend>, Arc<SessionClaims>), GatewayError> {
+    let claims = shared.sessions.open(&shared.sealer, token, now_unix()).map_err(GatewayError::Session)?;
     if claims.transport != transport {
         return Err(GatewayError::WrongTransport);
     }
     let Some(backend) = shared.backends.get(&claims.backend) else {
-        return Err(GatewayError::BackendGone(claims.backend));
+        return Err(GatewayError::BackendGone(claims.backend.clone()));
     };
     if shared.revoked.contains(&claims.backend, &claims.upstream_session) {
         return Err(GatewayError::SessionDeleted);
     }
-    shared.activity.touch(token, &transport);
     Ok((Arc::clone(backend), claims))
 }
 
@@ -98,52 +94,6 @@ impl Revoked {
     }
 }
 
-/// Recently active sessions, for the `mcp_sessions_active` gauge.
-#[derive(Debug)]
-pub struct Activity {
-    hasher: RandomState,
-    shards: Vec<Mutex<HashMap<u64, (u64, bool)>>>,
-}
-
-impl Default for Activity {
-    fn default() -> Self {
-        Self { hasher: RandomState::new(), shards: (0..SHARDS).map(|_| Mutex::default()).collect() }
-    }
-}
-
-impl Activity {
-    /// Note a request on a session.
-    pub fn touch(&self, token: &str, transport: &SessionTransport) {
-        let h = self.hasher.hash_one(token);
-        let legacy = matches!(transport, SessionTransport::LegacySse);
-        let mut shard = self.shards[(h as usize) % SHARDS].lock().unwrap_or_else(|p| p.into_inner());
-        if shard.len() >= MAX_ACTIVE_PER_SHARD && !shard.contains_key(&h) {
-            return;
-        }
-        shard.insert(h, (now_unix(), legacy));
-    }
-
-    /// Forget a session (DELETE).
-    pub fn forget(&self, token: &str) {
-        let h = self.hasher.hash_one(token);
-        self.shards[(h as usize) % SHARDS].lock().unwrap_or_else(|p| p.into_inner()).remove(&h);
-    }
-
-    /// Drop sessions idle longer than `window_secs`; returns (streamable, legacy) counts.
-    pub fn sweep(&self, window_secs: u64) -> (i64, i64) {
-        let cutoff = now_unix().saturating_sub(window_secs);
-        let (mut streamable, mut legacy) = (0i64, 0i64);
-        for shard in &self.shards {
-            let mut s = shard.lock().unwrap_or_else(|p| p.into_inner());
-            s.retain(|_, (seen, _)| *seen >= cutoff);
-            for (_, is_legacy) in s.values() {
-                if *is_legacy { legacy += 1 } else { streamable += 1 }
-            }
-        }
-        (streamable, legacy)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,16 +108,5 @@ mod tests {
         assert!(!r.contains("c", "s"));
         r.insert("b", "old", now_unix().saturating_sub(1));
         assert!(!r.contains("b", "old"));
-    }
-
-    #[test]
-    fn activity_counts_by_transport() {
-        let a = Activity::default();
-        a.touch("t1", &SessionTransport::Streamable);
-        a.touch("t1", &SessionTransport::Streamable);
-        a.touch("t2", &SessionTransport::LegacySse);
-        assert_eq!(a.sweep(300), (1, 1));
-        a.forget("t1");
-        assert_eq!(a.sweep(300), (0, 1));
     }
 }

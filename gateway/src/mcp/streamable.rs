@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -89,14 +89,17 @@ pub async fn delete(
     if status.is_success() || status == StatusCode::NOT_FOUND {
         let expires = claims.issued_at.saturating_add(shared.config.sessions.ttl.as_secs()).max(now_unix() + 60);
         shared.revoked.insert(&claims.backend, &claims.upstream_session, expires);
-        shared.activity.forget(&token);
+        shared.sessions.forget(&token);
         shared.metrics.sessions_deleted.with_label_values(&[&backend.name]).inc();
     }
     respond(shared, &backend, resp, Some(token), ctx, "streamable_delete", false)
 }
 
 /// A session's backend (opened from its id), or a new backend when there is no id.
-fn route_or_pick(shared: &Shared, token: Option<&str>) -> Result<(Arc<Backend>, Option<SessionClaims>), GatewayError> {
+fn route_or_pick(
+    shared: &Shared,
+    token: Option<&str>,
+) -> Result<(Arc<Backend>, Option<Arc<SessionClaims>>), GatewayError> {
     match token {
         Some(t) => route(shared, t, SessionTransport::Streamable).map(|(b, c)| (b, Some(c))),
         None => balancer::pick(shared.backends.all(), BackendTransport::StreamableHttp)
@@ -105,7 +108,7 @@ fn route_or_pick(shared: &Shared, token: Option<&str>) -> Result<(Arc<Backend>, 
     }
 }
 
-fn upstream_id(claims: &Option<SessionClaims>) -> Option<&str> {
+fn upstream_id(claims: &Option<Arc<SessionClaims>>) -> Option<&str> {
     claims.as_ref().map(|c| c.upstream_session.as_str())
 }
 
@@ -150,7 +153,7 @@ pub(super) fn prepare(
     forward::prepare_upstream_headers(
         headers,
         backend,
-        &ForwardedFor { peer: ctx.conn.peer.ip(), proto, request_id: &ctx.request_id },
+        &ForwardedFor { peer: &ctx.conn.peer_ip, proto, request_id: &ctx.request_id },
     );
     headers.remove(MCP_SESSION_ID);
     if let Some(s) = upstream_session {
@@ -220,11 +223,7 @@ pub(super) fn respond(
             parts.headers.insert(MCP_SESSION_ID, v);
         }
     }
-    let is_sse = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+    let is_sse = forward::is_event_stream(&parts.headers);
     ctx.log.status = parts.status.as_u16();
     let body: GwBody = if is_sse {
         // Some intermediaries buffer SSE unless told not to.

@@ -100,12 +100,7 @@ pub async fn send(
     backend.record_success(up.routing.healthy_threshold);
     let (parts, body) = resp.into_parts();
     // SSE bodies may legitimately run for hours; a JSON body must finish in time.
-    let is_sse = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
-    let body_deadline = (!is_sse).then_some(deadline);
+    let body_deadline = (!is_event_stream(&parts.headers)).then_some(deadline);
     Ok(Response::from_parts(parts, UpstreamStream::new(body, lease, on_gone, body_deadline)))
 }
 
@@ -265,8 +260,27 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// True if the message's `Content-Type` is `text/event-stream` (any case, any parameters).
+pub fn is_event_stream(headers: &HeaderMap) -> bool {
+    const SSE: &[u8] = b"text/event-stream";
+    headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+        let b = v.as_bytes();
+        let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+        b[start..].get(..SSE.len()).is_some_and(|p| p.eq_ignore_ascii_case(SSE))
+    })
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name) || name == header::UPGRADE
+}
+
 /// Remove hop-by-hop headers, including those named by `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Fast path: most messages carry none, and scanning a handful of names is
+    // cheaper than ten hashed removals.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -286,8 +300,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Proxy headers added to every upstream request.
 #[derive(Debug)]
 pub struct ForwardedFor<'a> {
-    /// Client IP.
-    pub peer: std::net::IpAddr,
+    /// Client IP, as a header value (formatted once per connection).
+    pub peer: &'a HeaderValue,
     /// `https` if the client connection was TLS.
     pub proto: &'static str,
     /// Request id for correlation.
@@ -305,16 +319,56 @@ pub fn prepare_upstream_headers(headers: &mut HeaderMap, backend: &Backend, fwd:
         headers.insert(header::HOST, v);
     }
     let xff = HeaderName::from_static("x-forwarded-for");
-    let peer = fwd.peer.to_string();
-    let value = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {peer}"),
-        None => peer,
+    let value = match headers.get(&xff) {
+        None => Some(fwd.peer.clone()),
+        Some(prev) => {
+            let mut v = Vec::with_capacity(prev.len() + 2 + fwd.peer.len());
+            v.extend_from_slice(prev.as_bytes());
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(fwd.peer.as_bytes());
+            HeaderValue::from_bytes(&v).ok()
+        }
     };
-    if let Ok(v) = HeaderValue::from_str(&value) {
+    if let Some(v) = value {
         headers.insert(xff, v);
     }
     headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(fwd.proto));
     headers.insert(HeaderName::from_static("x-request-id"), fwd.request_id.clone());
     // hyper sets content-length from the whole body; a stale one would be wrong after edits.
     headers.remove(header::CONTENT_LENGTH);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_stream_detection() {
+        let mut h = HeaderMap::new();
+        assert!(!is_event_stream(&h));
+        for (v, want) in [
+            ("text/event-stream", true),
+            (" Text/Event-Stream; charset=utf-8", true),
+            ("application/json", false),
+            ("text/event", false),
+        ] {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(v));
+            assert_eq!(is_event_stream(&h), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert(HeaderName::from_static("x-secret"), HeaderValue::from_static("1"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(HeaderName::from_static("keep-alive"), HeaderValue::from_static("timeout=5"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key(header::CONTENT_TYPE));
+    }
 }

@@ -1,5 +1,6 @@
 //! Gateway-owned MCP sessions: sealed, self-describing session ids.
 
+pub mod cache;
 pub mod keys;
 pub mod token;
 
