@@ -42,6 +42,8 @@ pub struct Shared {
     pub sessions: OpenedSessions,
     /// Drain watch (streams end at a boundary when it fires).
     pub drain: drain::Watch,
+    /// Edge security: limits, Origin, rate limits, authentication, policy (`auth.*`, `security.*`).
+    pub guard: crate::auth::Guard,
 }
 
 impl Shared {
@@ -65,6 +67,9 @@ pub enum StartError {
     /// TLS material could not be used.
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    /// Authentication keys, secrets or tokens could not be loaded.
+    #[error("{0}")]
+    Auth(#[from] crate::auth::BuildError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
@@ -86,6 +91,8 @@ pub struct RunningGateway {
     signal: drain::Signal,
     tasks: JoinSet<()>,
     shared: Arc<Shared>,
+    /// The XDP data plane, when `xdp.enabled` and it started; dropping it detaches.
+    data_plane: Option<Arc<crate::ebpf::DataPlane>>,
 }
 
 /// Start serving `config`. Returns once both listeners are bound.
@@ -107,6 +114,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         tracing::warn!("no backends configured: every MCP request will get 503 (add --backend NAME=URL)");
     }
     let client = client::build(&config.connection_pool);
+    // Built once: keys and secrets are read here, JWKS are fetched by the refresh tasks.
+    let guard = crate::auth::Guard::build(&config, &client, &metrics, &crate::auth::keys::ProcessEnv)?;
     let (signal, drain) = drain::channel();
     let tls = match &config.server.tls {
         Some(t) => Some(TlsAcceptor::from(tls::server_config(t)?)),
@@ -141,6 +150,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         revoked: Revoked::default(),
         sessions: OpenedSessions::default(),
         drain: drain.clone(),
+        guard,
         config,
     });
     let cfg = &shared.config;
@@ -151,6 +161,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         keep_alive: cfg.server.keep_alive,
         tcp_keepalive: cfg.server.tcp_keepalive,
         shutdown_timeout: cfg.server.shutdown_timeout,
+        limits: cfg.security.limits.clone(),
     };
     let mut tasks = JoinSet::new();
     let handler_state = Arc::clone(&shared);
@@ -170,7 +181,13 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     ));
 
     tasks.spawn(health::run(shared.backends.all().to_vec(), client, shared.config.routing.clone(), drain.clone()));
+    for refresh in shared.guard.refresh_tasks(&drain) {
+        tasks.spawn(refresh);
+    }
     tasks.spawn(sweep_activity(Arc::clone(&shared), drain));
+    // After both listeners are bound, so the data port is known even when configured
+    // as 0. A data plane that cannot start leaves the gateway userspace-only.
+    let data_plane = crate::ebpf::start(&shared.config.xdp, &[data_addr.port()], &shared.metrics);
 
     tracing::info!(
         %data_addr, %admin_addr,
@@ -180,7 +197,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         version = crate::VERSION,
         "mcp-gateway listening"
     );
-    Ok(RunningGateway { data_addr, admin_addr, signal, tasks, shared })
+    Ok(RunningGateway { data_addr, admin_addr, signal, tasks, shared, data_plane })
 }
 
 async fn sweep_activity(shared: Arc<Shared>, drain: drain::Watch) {
@@ -207,6 +224,11 @@ impl RunningGateway {
     /// Address of the admin listener.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// The XDP data plane, if it is running (`mcp_ebpf_mode 1`).
+    pub fn data_plane(&self) -> Option<&Arc<crate::ebpf::DataPlane>> {
+        self.data_plane.as_ref()
     }
 
     /// The metrics registry (tests read counters directly).

@@ -6,9 +6,11 @@
 //! → backend choice ([`proxy::balancer`]) → upstream exchange ([`proxy::forward`])
 //! → response streaming ([`mcp::sse`]) → access log and metrics ([`telemetry`]).
 
+pub mod auth;
 pub mod config;
 pub mod doctor;
 pub mod drain;
+pub mod ebpf;
 pub mod http;
 pub mod mcp;
 pub mod proxy;
@@ -20,4 +22,8 @@ mod gateway;
 pub use gateway::{RunningGateway, StartError, start};
 
 /// The version string `--version` prints, with the build's data-plane mode.
+#[cfg(feature = "ebpf")]
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (eBPF/XDP data plane built in)");
+/// The version string `--version` prints, with the build's data-plane mode.
+#[cfg(not(feature = "ebpf"))]
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (userspace-only: eBPF data plane not built)");

@@ -45,6 +45,8 @@ pub struct DemoArgs {
 /// Run `cargo xtask demo`.
 pub fn demo(root: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     if !args.no_build {
+        // The default build embeds the XDP program, which needs the eBPF toolchain.
+        crate::setup::setup_ebpf_toolchain(root)?;
         step!("building release binaries");
         run(
             std::process::Command::new(cargo())

@@ -4,8 +4,14 @@
 //!   TypeScript SDK via `npm ci`); idempotent and fast when nothing changed.
 //! - `test`: setup, build the gateway binaries, run the unit and end-to-end tests.
 //! - `demo`: build (release) and run the demo MCP server behind the gateway until Ctrl-C.
+//! - `fuzz`: coverage-guided fuzzing of the parsers of untrusted bytes (bounded; `--seconds`).
+//! - `bench`: the benchmark against nginx, HAProxy and direct (`--gate`: the callgrind CI gate).
 
+mod bench;
 mod demo;
+mod ebpf;
+mod fuzz;
+mod netns;
 mod run;
 mod setup;
 mod test;
@@ -30,6 +36,12 @@ enum Command {
     Test(test::TestArgs),
     /// Run the demo MCP server behind the gateway until Ctrl-C / SIGTERM.
     Demo(demo::DemoArgs),
+    /// Root only: the XDP data plane on veth in network namespaces (blocked pings counted exactly).
+    Netns,
+    /// Coverage-guided fuzzing of the untrusted-input parsers (stable; `--seconds` per target).
+    Fuzz(fuzz::FuzzArgs),
+    /// Benchmark against nginx, HAProxy and direct; write bench/report.md and report.png.
+    Bench(bench::BenchArgs),
 }
 
 /// The workspace root (parent of this crate's directory).
@@ -61,6 +73,9 @@ fn main() -> anyhow::Result<()> {
         Command::Setup => setup::setup(&root).map(|_| ()),
         Command::Test(args) => test::test(&root, &args),
         Command::Demo(args) => demo::demo(&root, &args),
+        Command::Netns => netns::run(&root),
+        Command::Fuzz(args) => fuzz::fuzz(&root, &args),
+        Command::Bench(args) => bench::bench(&root, &args),
     }
 }
 

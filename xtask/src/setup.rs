@@ -136,17 +136,14 @@ fn setup_node(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Hook for the eBPF build toolchain (bpf-linker, nightly `rust-src`).
-///
-/// There is no eBPF crate in the workspace yet, so there is nothing to install; once
-/// `gateway-ebpf/` exists this is where its toolchain gets installed.
+/// The eBPF build toolchain (nightly `rust-src`, LLVM 22, bpf-linker) and bpffs; see
+/// [`crate::ebpf`]. Skipped when the `gateway-ebpf/` crate is absent.
 pub fn setup_ebpf_toolchain(root: &Path) -> anyhow::Result<()> {
-    if root.join("gateway-ebpf").join("Cargo.toml").exists() {
-        step!("ebpf: gateway-ebpf/ exists but setup_ebpf_toolchain() installs nothing yet (xtask/src/setup.rs)");
-    } else {
+    if !root.join("gateway-ebpf").join("xdp").join("Cargo.toml").exists() {
         step!("ebpf: no gateway-ebpf crate; nothing to install");
+        return Ok(());
     }
-    Ok(())
+    crate::ebpf::setup(root)
 }
 
 #[cfg(test)]

@@ -65,6 +65,10 @@ pub fn test(root: &Path, args: &TestArgs) -> anyhow::Result<()> {
             .env("MCP_DEMO_SERVER_BIN", bin_dir.join("mcp-demo-server")),
         limit,
     )?;
+    // Root-only packet tests of the XDP data plane (skipped when tests are filtered).
+    if args.cargo_test_args.is_empty() {
+        crate::netns::netns(&bin_dir)?;
+    }
     step!("all tests passed");
     Ok(())
 }

@@ -9,6 +9,8 @@
 //!    files that must exist);
 //! 3. [`Config::apply_overrides`] lays the command-line flags on top.
 
+mod auth;
+mod auth_schema;
 mod backend;
 mod duration;
 mod errors;
@@ -17,12 +19,15 @@ mod overrides;
 mod schema;
 mod tree;
 mod walk;
+mod xdp;
 
 use std::path::Path;
 
+pub use auth::*;
 pub use errors::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use overrides::Overrides;
+pub use xdp::{Cidr, XdpConfig, XdpMode, XdpNode, parse_cidr, parse_mac};
 
 /// The embedded reference config: every key with its default and a one-line
 /// comment, no backends. Loads to exactly [`Config::default()`].
@@ -60,6 +65,10 @@ fn load(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigErrors>
     ConfigErrors::check(errors)?;
     Ok(config)
 }
+
+#[cfg(test)]
+#[path = "auth_tests.rs"]
+mod auth_tests;
 
 #[cfg(test)]
 #[path = "load_tests.rs"]

@@ -27,6 +27,12 @@ pub struct Config {
     pub backends: Vec<BackendConfig>,
     /// Log level and format (`logging.*`).
     pub logging: LoggingConfig,
+    /// Authentication and authorization (`auth.*`); off by default.
+    pub auth: super::auth::AuthConfig,
+    /// Edge protections: Origin, rate limits, request limits, admin token (`security.*`).
+    pub security: super::auth::SecurityConfig,
+    /// The eBPF/XDP data plane (`xdp.*`); off by default.
+    pub xdp: super::xdp::XdpConfig,
 }
 
 /// `server.*`: the data-plane listener.

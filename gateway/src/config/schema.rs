@@ -12,8 +12,19 @@ use super::tree::{Node, Pos};
 use super::walk::{Section, Walker};
 
 /// Top-level keys.
-pub(super) const TOP_KEYS: &[&str] =
-    &["server", "admin", "mcp", "sessions", "connection_pool", "routing", "backends", "logging"];
+pub(super) const TOP_KEYS: &[&str] = &[
+    "server",
+    "admin",
+    "mcp",
+    "sessions",
+    "connection_pool",
+    "routing",
+    "backends",
+    "logging",
+    "auth",
+    "security",
+    "xdp",
+];
 /// `server.*` keys.
 pub(super) const SERVER_KEYS: &[&str] = &[
     "host",
@@ -79,6 +90,10 @@ pub(super) fn build(w: &mut Walker<'_>, root: Option<&Node>) -> Config {
     routing(w, top.get("routing"), &mut cfg.routing);
     cfg.backends = read_backends(w, top.get("backends"));
     logging(w, top.get("logging"), &mut cfg.logging);
+    let names: Vec<&str> = cfg.backends.iter().map(|b| b.name.as_str()).collect();
+    cfg.auth = super::auth_schema::auth(w, top.get("auth"), &names);
+    cfg.security = super::auth_schema::security(w, top.get("security"));
+    cfg.xdp = super::xdp::read_xdp(w, top.get("xdp"));
     cfg
 }
 

@@ -13,6 +13,10 @@ use crate::gateway::Shared;
 
 /// Serve one admin request.
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<GwBody> {
+    // Admin actions (`/admin/…`) need the admin token; the read-only endpoints below stay open.
+    if req.uri().path().starts_with("/admin/") {
+        return crate::auth::admin::handle(&shared, req).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
     }

@@ -61,6 +61,8 @@ pub struct ServeSettings {
     pub tcp_keepalive: Duration,
     /// Deadline for in-flight requests after a drain starts.
     pub shutdown_timeout: Duration,
+    /// Header, HTTP/2 and connection limits (`security.limits`).
+    pub limits: crate::config::Limits,
 }
 
 /// Serve `listener` until drained.
@@ -76,9 +78,28 @@ pub async fn serve<H, F>(
     F: Future<Output = Response<GwBody>> + Send + 'static,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(settings.read_timeout).keep_alive(settings.keep_alive);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
+    let limits = &settings.limits;
+    // hyper refuses (431) what is far over the limits; the handler answers the rest with a
+    // JSON-RPC error (`auth::limits`), so hyper's bounds sit at twice the configured ones.
+    let header_bytes = limits.max_header_bytes.saturating_mul(2).max(16 * 1024);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.read_timeout)
+        .keep_alive(settings.keep_alive)
+        .max_headers(limits.max_headers.saturating_mul(2))
+        .max_buf_size(header_bytes.max(64 * 1024));
+    // HTTP/2: bounded streams, header lists (CONTINUATION floods) and resets (rapid reset, CVE-2023-44487).
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(header_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(limits.h2_max_pending_resets)
+        .max_local_error_reset_streams(limits.h2_max_pending_resets.saturating_mul(10));
     let builder = Arc::new(builder);
+    // A connection slot is taken before accept(2): past the cap, clients wait in the backlog.
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let stop = drain.clone().signaled();
     tokio::pin!(stop);
@@ -87,6 +108,13 @@ pub async fn serve<H, F>(
     let total = metrics.connections_total.with_label_values(&[settings.name]);
     let accept_errors = metrics.accept_errors.with_label_values(&[settings.name]);
     loop {
+        let slot = tokio::select! {
+            _ = &mut stop => break,
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
@@ -114,6 +142,7 @@ pub async fn serve<H, F>(
         let watcher = graceful.watcher();
         let settings = settings.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             active.inc();
             let info = ConnInfo::new(peer, tls.is_some());
             let svc = service_fn(move |req| {

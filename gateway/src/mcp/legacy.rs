@@ -14,17 +14,16 @@ use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
 use super::session::{now_unix, route};
-use super::sse::{EndpointMapper, SseStream, StreamGauge};
-use super::streamable::{exchange, respond, upstream_request};
+use super::sse::EndpointMapper;
+use super::streamable::{exchange, respond, sse_body, upstream_request};
 use super::{Ctx, parse_envelope, read_body};
+use crate::auth::filter::ListFilter;
 use crate::config::BackendTransport;
 use crate::gateway::Shared;
 use crate::http::GwBody;
 use crate::proxy::forward::OnClientGone;
 use crate::proxy::{GatewayError, balancer};
 use crate::session::token::{SessionClaims, SessionTransport};
-
-use http_body_util::BodyExt;
 
 /// GET /sse: open a legacy stream on a new backend session.
 pub async fn open(
@@ -35,7 +34,7 @@ pub async fn open(
     let (parts, _body) = req.into_parts();
     ctx.log.rpc_method = "stream";
     let backend = balancer::pick(shared.backends.all(), BackendTransport::Sse).ok_or(GatewayError::NoHealthyBackend)?;
-    let upstream = upstream_request(parts, &backend, backend.url.clone(), ctx, None, Bytes::new())?;
+    let upstream = upstream_request(shared, parts, &backend, backend.url.clone(), ctx, None, Bytes::new())?;
     let resp = exchange(shared, &backend, upstream, OnClientGone::Close, false).await?;
     if !resp.status().is_success() {
         return respond(shared, &backend, resp, None, ctx, "legacy_sse", true);
@@ -48,6 +47,8 @@ pub async fn open(
     let mapper: EndpointMapper = {
         let shared = Arc::clone(shared);
         let backend = Arc::clone(&backend);
+        // The session is bound to the caller who opened the stream.
+        let principal = ctx.caller.as_ref().map(|c| c.principal.clone());
         Box::new(move |data: &str| {
             let upstream = upstream_endpoint(&backend.url, data.trim())?;
             let claims = SessionClaims {
@@ -55,7 +56,7 @@ pub async fn open(
                 upstream_session: upstream,
                 transport: SessionTransport::LegacySse,
                 issued_at: now_unix(),
-                principal: None,
+                principal: principal.clone(),
             };
             let Some(token) = shared.sealer.seal_checked(&claims) else {
                 tracing::error!(backend = %backend.name, "legacy endpoint URL too long to seal into a session id");
@@ -65,15 +66,12 @@ pub async fn open(
             Some(format!("{}?session_id={token}", shared.config.mcp.messages_path))
         })
     };
-    let body = SseStream::new(
-        body,
-        shared.config.mcp.sse_keepalive,
-        Some(shared.drain.clone().boxed()),
-        Some(mapper),
-        shared.metrics.sse_keepalives.clone(),
-        StreamGauge::new(shared.metrics.streams_active.with_label_values(&["legacy_sse"])),
-    );
-    Ok(Response::from_parts(parts, body.boxed_unsync()))
+    // Every legacy response travels on this stream: list answers are filtered here.
+    let body = match ctx.caller.as_ref().and_then(ListFilter::for_stream) {
+        None => sse_body(shared, body, true, "legacy_sse", Some(mapper)),
+        Some(filter) => sse_body(shared, filter.sse(body), true, "legacy_sse", Some(mapper)),
+    };
+    Ok(Response::from_parts(parts, body))
 }
 
 /// POST /messages?session_id=<gateway id>: one message into a legacy session.
@@ -86,11 +84,16 @@ pub async fn post(
     let token = query_param(parts.uri.query().unwrap_or(""), "session_id")
         .ok_or(GatewayError::MissingSession("POST needs ?session_id= from the endpoint event"))?;
     let bytes = read_body(shared, &parts.headers, body).await?;
-    parse_envelope(&bytes, ctx)?;
+    shared.guard.check_depth(&bytes)?;
+    let envelope = parse_envelope(&bytes, ctx)?;
+    shared.guard.authorize(&envelope, ctx, &shared.metrics)?;
+    // The answer arrives on the GET stream, which filters it; nothing to filter here.
+    ctx.list_filter = None;
     let (backend, claims) = route(shared, &token, SessionTransport::LegacySse)?;
+    shared.guard.check_session(&claims, ctx)?;
     parts.method = Method::POST;
     let uri = backend.uri_for(&claims.upstream_session).map_err(GatewayError::Internal)?;
-    let upstream = upstream_request(parts, &backend, uri, ctx, None, bytes)?;
+    let upstream = upstream_request(shared, parts, &backend, uri, ctx, None, bytes)?;
     let resp = exchange(shared, &backend, upstream, OnClientGone::Detach, true).await?;
     respond(shared, &backend, resp, Some(token), ctx, "legacy_post", false)
 }

@@ -41,6 +41,10 @@ pub struct Ctx {
     pub conn: ConnInfo,
     /// The request id as a header value.
     pub request_id: HeaderValue,
+    /// The authenticated caller (`auth.enabled`), set by [`crate::auth::Guard::admit`].
+    pub caller: Option<Arc<crate::auth::Caller>>,
+    /// Set when the tool policy must rewrite this request's list response.
+    pub list_filter: Option<crate::auth::filter::ListFilter>,
 }
 
 /// Serve one data-plane request.
@@ -54,10 +58,18 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, conn: ConnInfo)
         request_id.to_str().unwrap_or("-").to_owned(),
         conn.peer,
     );
-    let mut ctx = Ctx { log, rpc_id: None, conn, request_id: request_id.clone() };
+    let mut ctx = Ctx { log, rpc_id: None, conn, request_id: request_id.clone(), caller: None, list_filter: None };
     let mcp = &shared.config.mcp;
     let path = req.uri().path();
-    let result = if path == mcp.path {
+    let messages = path == mcp.messages_path || path.strip_suffix('/') == Some(mcp.messages_path.as_str());
+    let is_mcp = path == mcp.path || path == mcp.sse_path || messages;
+    // Edge guard (see `crate::auth`): after routing by path, so discovery documents and
+    // /health stay public; before any transport reads the body, so a refused client
+    // (431, 403 Origin, 429, 401) costs no buffering and never reaches a backend.
+    let admitted = if is_mcp { shared.guard.admit(&req, &mut ctx, &shared.metrics).await } else { Ok(()) };
+    let result = if let Err(e) = admitted {
+        Err(e)
+    } else if path == mcp.path {
         match *req.method() {
             Method::POST => streamable::post(&shared, req, &mut ctx).await,
             Method::GET => streamable::get(&shared, req, &mut ctx).await,
@@ -69,7 +81,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, conn: ConnInfo)
             Method::GET => legacy::open(&shared, req, &mut ctx).await,
             _ => Err(GatewayError::MethodNotAllowed),
         }
-    } else if path == mcp.messages_path || path.strip_suffix('/') == Some(mcp.messages_path.as_str()) {
+    } else if messages {
         match *req.method() {
             Method::POST => legacy::post(&shared, req, &mut ctx).await,
             _ => Err(GatewayError::MethodNotAllowed),
@@ -79,6 +91,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, conn: ConnInfo)
             .header(header::CONTENT_TYPE, "application/json")
             .body(full(&b"{\"status\":\"ok\"}"[..]))
             .unwrap_or_default())
+    } else if let Some(resp) = shared.guard.metadata().and_then(|m| m.serve(req.method(), path)) {
+        // RFC 9728 protected-resource metadata: public by design.
+        Ok(resp)
     } else {
         Err(GatewayError::NotFound)
     };
@@ -113,6 +128,8 @@ pub fn error_response(shared: &Shared, e: &GatewayError, ctx: &mut Ctx) -> Respo
     if e.is_retryable() && e.status().is_server_error() {
         b = b.header(header::RETRY_AFTER, "1");
     }
+    // WWW-Authenticate on 401/403, Retry-After on 429.
+    b = shared.guard.decorate(e, b);
     b.body(full(body)).unwrap_or_else(|_| {
         let mut r = Response::new(crate::http::empty());
         *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;

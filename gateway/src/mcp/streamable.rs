@@ -41,13 +41,20 @@ pub async fn post(
 ) -> Result<Response<GwBody>, GatewayError> {
     let (mut parts, body) = req.into_parts();
     let bytes = read_body(shared, &parts.headers, body).await?;
+    // Nesting depth before the parse; ids and the per-tool policy right after it,
+    // so a forbidden call is refused (403) before any backend or session is touched.
+    shared.guard.check_depth(&bytes)?;
     let envelope = parse_envelope(&bytes, ctx)?;
     check_method_headers(&parts.headers, &envelope)?;
+    shared.guard.authorize(&envelope, ctx, &shared.metrics)?;
 
     let token = session_token(&parts.headers)?;
     let (backend, claims) = route_or_pick(shared, token.as_deref())?;
+    if let Some(c) = &claims {
+        shared.guard.check_session(c, ctx)?;
+    }
     parts.method = Method::POST;
-    let upstream = upstream_request(parts, &backend, backend.url.clone(), ctx, upstream_id(&claims), bytes)?;
+    let upstream = upstream_request(shared, parts, &backend, backend.url.clone(), ctx, upstream_id(&claims), bytes)?;
     let resp = exchange(shared, &backend, upstream, OnClientGone::Detach, token.is_some()).await?;
     respond(shared, &backend, resp, token, ctx, "streamable_post", false)
 }
@@ -63,7 +70,13 @@ pub async fn get(
     let token = session_token(&parts.headers)?;
     // No session: let a backend answer (400/405 per its revision).
     let (backend, claims) = route_or_pick(shared, token.as_deref())?;
-    let upstream = upstream_request(parts, &backend, backend.url.clone(), ctx, upstream_id(&claims), Bytes::new())?;
+    if let Some(c) = &claims {
+        shared.guard.check_session(c, ctx)?;
+    }
+    // Responses replayed on the stream (resumption) are filtered like list answers.
+    ctx.list_filter = ctx.caller.as_ref().and_then(crate::auth::filter::ListFilter::for_stream);
+    let upstream =
+        upstream_request(shared, parts, &backend, backend.url.clone(), ctx, upstream_id(&claims), Bytes::new())?;
     let resp = exchange(shared, &backend, upstream, OnClientGone::Close, token.is_some()).await?;
     respond(shared, &backend, resp, token, ctx, "streamable_get", true)
 }
@@ -80,9 +93,17 @@ pub async fn delete(
         return Err(GatewayError::MissingSession("DELETE needs an Mcp-Session-Id header"));
     };
     let (backend, claims) = route(shared, &token, SessionTransport::Streamable)?;
+    shared.guard.check_session(&claims, ctx)?;
     ctx.log.backend = Some(Arc::clone(&backend.name));
-    let upstream =
-        upstream_request(parts, &backend, backend.url.clone(), ctx, Some(&claims.upstream_session), Bytes::new())?;
+    let upstream = upstream_request(
+        shared,
+        parts,
+        &backend,
+        backend.url.clone(),
+        ctx,
+        Some(&claims.upstream_session),
+        Bytes::new(),
+    )?;
     let resp = exchange(shared, &backend, upstream, OnClientGone::Detach, true).await?;
     let status = resp.status();
     // 2xx: ended. 404: the backend had already forgotten it. Either way it is gone.
@@ -113,7 +134,10 @@ fn upstream_id(claims: &Option<Arc<SessionClaims>>) -> Option<&str> {
 }
 
 /// The client's request head, rewritten for `backend` at `uri`, with `body`.
+/// Every upstream request is built here, so the upstream credential rule
+/// (`auth.upstream`: the client's token never passes) cannot be skipped.
 pub(super) fn upstream_request(
+    shared: &Shared,
     mut parts: http::request::Parts,
     backend: &Backend,
     uri: http::Uri,
@@ -126,6 +150,7 @@ pub(super) fn upstream_request(
     // Upstream is HTTP/1.1 (or h2 where the pool negotiated it), whatever the client spoke.
     parts.version = Version::HTTP_11;
     prepare(&mut parts.headers, backend, ctx, upstream_session)?;
+    shared.guard.upstream_headers(&mut parts.headers, &backend.name, ctx.caller.as_deref());
     Ok(Request::from_parts(parts, http_body_util::Full::new(body)))
 }
 
@@ -208,7 +233,8 @@ pub(super) fn respond(
                         upstream_session: s.to_owned(),
                         transport: SessionTransport::Streamable,
                         issued_at: now_unix(),
-                        principal: None,
+                        // Bound to the caller: another principal's valid token gets 404.
+                        principal: ctx.caller.as_ref().map(|c| c.principal.clone()),
                     })
                 });
                 let Some(sealed) = sealed else {
@@ -225,23 +251,46 @@ pub(super) fn respond(
     }
     let is_sse = forward::is_event_stream(&parts.headers);
     ctx.log.status = parts.status.as_u16();
-    let body: GwBody = if is_sse {
+    if is_sse {
         // Some intermediaries buffer SSE unless told not to.
         parts.headers.insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
-        let drain = close_on_drain.then(|| shared.drain.clone().boxed());
-        SseStream::new(
-            body,
-            shared.config.mcp.sse_keepalive,
-            drain,
-            None,
-            shared.metrics.sse_keepalives.clone(),
-            StreamGauge::new(shared.metrics.streams_active.with_label_values(&[stream_label])),
-        )
-        .boxed_unsync()
-    } else {
-        body.boxed_unsync()
+    }
+    // The tool policy rewrites list responses only (armed by `Guard::authorize`);
+    // a rewritten body has a new length.
+    let filter = ctx.list_filter.take();
+    if filter.is_some() {
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+    }
+    let body: GwBody = match (is_sse, filter) {
+        (false, None) => body.boxed_unsync(),
+        (false, Some(filter)) => filter.json(body).boxed_unsync(),
+        (true, None) => sse_body(shared, body, close_on_drain, stream_label, None),
+        (true, Some(filter)) => sse_body(shared, filter.sse(body), close_on_drain, stream_label, None),
     };
     Ok(Response::from_parts(parts, body))
+}
+
+/// An SSE body with keepalives, drain and an optional endpoint rewrite.
+pub(super) fn sse_body<B>(
+    shared: &Shared,
+    body: B,
+    close_on_drain: bool,
+    stream_label: &str,
+    rewrite: Option<super::sse::EndpointMapper>,
+) -> GwBody
+where
+    B: http_body::Body<Data = Bytes, Error = forward::BoxError> + Unpin + Send + 'static,
+{
+    let drain = close_on_drain.then(|| shared.drain.clone().boxed());
+    SseStream::new(
+        body,
+        shared.config.mcp.sse_keepalive,
+        drain,
+        rewrite,
+        shared.metrics.sse_keepalives.clone(),
+        StreamGauge::new(shared.metrics.streams_active.with_label_values(&[stream_label])),
+    )
+    .boxed_unsync()
 }
 
 use http::HeaderName;

@@ -6,6 +6,9 @@ use std::sync::Arc;
 
 use http::StatusCode;
 
+use crate::auth::AuthError;
+use crate::auth::limits::LimitError;
+use crate::auth::policy::Category;
 use crate::session::token::OpenError;
 
 /// A request the gateway answers itself.
@@ -45,6 +48,37 @@ pub enum GatewayError {
     /// No route for this path.
     #[error("no MCP endpoint at this path")]
     NotFound,
+    /// Request headers over `security.limits` (431).
+    #[error("{0}")]
+    HeadersTooLarge(LimitError),
+    // --- edge security (auth) ---
+    /// No valid credential (401), or the issuer's keys are unavailable (503).
+    #[error("unauthorized: {0}")]
+    Unauthorized(AuthError),
+    /// The credential lacks `auth.required_scopes` (403 `insufficient_scope`).
+    #[error("insufficient scope: requires {0}")]
+    InsufficientScope(String),
+    /// `auth.policy` does not let this caller use this tool, prompt or resource (403).
+    #[error("{} {name:?} is not allowed for this caller", category.noun())]
+    Forbidden {
+        /// Tools, prompts or resources.
+        category: Category,
+        /// The tool or prompt name, or resource URI.
+        name: String,
+        /// Scopes that would grant it, if any (sent as `insufficient_scope`).
+        scopes: Option<String>,
+    },
+    /// A present `Origin` not on `security.allowed_origins` (403).
+    #[error("origin not allowed")]
+    OriginForbidden,
+    /// Over a `security.rate_limit` (429).
+    #[error("rate limit exceeded ({scope}); retry after {retry_after} s")]
+    RateLimited {
+        /// `ip` or `principal`.
+        scope: &'static str,
+        /// Seconds until a request would be accepted.
+        retry_after: u64,
+    },
     // --- session routing ---
     /// The session id could not be opened (unknown key, tampered, expired, malformed).
     #[error("session not found: {}", .0.reason())]
@@ -61,6 +95,9 @@ pub enum GatewayError {
     /// The session's backend is down (marked unhealthy); its session state is gone with it.
     #[error("session not found: backend {0} is unavailable")]
     SessionBackendDown(Arc<str>),
+    /// The session was created by another principal (a valid token never opens someone else's session).
+    #[error("session not found: bound to another principal")]
+    PrincipalMismatch,
     // --- upstream faults ---
     /// No healthy backend for a new session.
     #[error("no healthy backend available")]
@@ -109,12 +146,18 @@ impl GatewayError {
             Self::MissingSession(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::Unauthorized(AuthError::KeysUnavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope(_) | Self::Forbidden { .. } | Self::OriginForbidden => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             // Spec: a session the server cannot serve is 404, so clients re-initialize.
             Self::Session(_)
             | Self::SessionDeleted
             | Self::BackendGone(_)
             | Self::WrongTransport
-            | Self::SessionBackendDown(_) => StatusCode::NOT_FOUND,
+            | Self::SessionBackendDown(_)
+            | Self::PrincipalMismatch => StatusCode::NOT_FOUND,
             Self::NoHealthyBackend | Self::PoolExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Connect { .. } | Self::Upstream { .. } | Self::BadUpstreamSession(_) => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -129,12 +172,19 @@ impl GatewayError {
             Self::InvalidRequest(_) | Self::HeaderMismatch { .. } | Self::MissingSession(_) => -32600,
             Self::BodyTooLarge { .. } | Self::BodyTimeout | Self::BodyRead(_) => -32600,
             Self::MethodNotAllowed | Self::NotFound => -32601,
+            Self::HeadersTooLarge(_) => -32600,
+            Self::Unauthorized(AuthError::KeysUnavailable(_)) => -32603,
+            // Gateway-defined server errors: -32010 unauthorized, -32011 forbidden, -32012 rate limited.
+            Self::Unauthorized(_) => -32010,
+            Self::InsufficientScope(_) | Self::Forbidden { .. } | Self::OriginForbidden => -32011,
+            Self::RateLimited { .. } => -32012,
             // -32001 is what the SDKs use for "Session not found".
             Self::Session(_)
             | Self::SessionDeleted
             | Self::BackendGone(_)
             | Self::WrongTransport
-            | Self::SessionBackendDown(_) => -32001,
+            | Self::SessionBackendDown(_)
+            | Self::PrincipalMismatch => -32001,
             Self::NoHealthyBackend
             | Self::PoolExhausted(_)
             | Self::Connect { .. }
@@ -157,6 +207,15 @@ impl GatewayError {
             Self::MissingSession(_) => "missing_session",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::NotFound => "not_found",
+            Self::HeadersTooLarge(_) => "headers_too_large",
+            Self::Unauthorized(e) => e.reason(),
+            Self::InsufficientScope(_) => "insufficient_scope",
+            Self::Forbidden { category: Category::Tools, .. } => "tool_forbidden",
+            Self::Forbidden { category: Category::Prompts, .. } => "prompt_forbidden",
+            Self::Forbidden { category: Category::Resources, .. } => "resource_forbidden",
+            Self::OriginForbidden => "origin_forbidden",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::PrincipalMismatch => "principal_mismatch",
             Self::Session(e) => e.reason(),
             Self::SessionDeleted => "deleted",
             Self::BackendGone(_) => "backend_gone",
@@ -180,7 +239,9 @@ impl GatewayError {
             | Self::NoHealthyBackend
             | Self::PoolExhausted(_)
             | Self::Connect { .. }
-            | Self::UpstreamTimeout(_) => true,
+            | Self::UpstreamTimeout(_)
+            | Self::Unauthorized(AuthError::KeysUnavailable(_))
+            | Self::RateLimited { .. } => true,
             Self::BodyTooLarge { .. }
             | Self::Parse(_)
             | Self::InvalidRequest(_)
@@ -188,6 +249,12 @@ impl GatewayError {
             | Self::MissingSession(_)
             | Self::MethodNotAllowed
             | Self::NotFound
+            | Self::HeadersTooLarge(_)
+            | Self::Unauthorized(_)
+            | Self::InsufficientScope(_)
+            | Self::Forbidden { .. }
+            | Self::OriginForbidden
+            | Self::PrincipalMismatch
             | Self::Session(_)
             | Self::SessionDeleted
             | Self::BackendGone(_)
@@ -208,6 +275,7 @@ impl GatewayError {
                 | Self::BackendGone(_)
                 | Self::WrongTransport
                 | Self::SessionBackendDown(_)
+                | Self::PrincipalMismatch
         )
     }
 

@@ -6,6 +6,10 @@
 //! (backend names from config, method labels from a fixed list, reasons from
 //! enums), never from raw client input.
 
+use std::sync::{Arc, RwLock};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -48,6 +52,19 @@ pub struct Metrics {
     pub accept_errors: IntCounterVec,
     /// `mcp_ebpf_mode`: 0 userspace-only, 1 XDP attached.
     pub ebpf_mode: IntGauge,
+    /// `mcp_xdp_packets_total{action,reason}`: the XDP program's per-CPU counters,
+    /// read at scrape time (no samples while userspace-only).
+    pub xdp_packets: XdpPackets,
+    /// `mcp_auth_failures_total{reason}`: requests refused by authentication (401) or scope (403).
+    pub auth_failures: IntCounterVec,
+    /// `mcp_rate_limited_total{scope}`: requests refused with 429, by limit (`ip`, `principal`).
+    pub rate_limited: IntCounterVec,
+    /// `mcp_policy_denials_total{kind}`: calls refused by `auth.policy` (`tool`, `prompt`, `resource`).
+    pub policy_denials: IntCounterVec,
+    /// `mcp_jwks_fetches_total{result}`: JWKS fetches (`ok`, `error`).
+    pub jwks_fetches: IntCounterVec,
+    /// `mcp_auth_verdict_cache_total{outcome}`: credential lookups (`hit`, `miss`).
+    pub verdict_cache: IntCounterVec,
 }
 
 /// Latency buckets, in seconds: sub-millisecond proxying up to long tool calls.
@@ -86,10 +103,13 @@ impl Metrics {
             IntGauge::new("mcp_ebpf_mode", "Data-plane mode: 0 = userspace-only, 1 = XDP program attached.")
                 .expect("valid metric");
         registry.register(Box::new(ebpf_mode.clone())).expect("unique metric");
+        let xdp_packets = XdpPackets::new();
+        registry.register(Box::new(xdp_packets.clone())).expect("unique metric");
         let build = IntGaugeVec::new(Opts::new("mcp_build_info", "Build information; always 1."), &["version", "ebpf"])
             .expect("valid metric");
         registry.register(Box::new(build.clone())).expect("unique metric");
-        build.with_label_values(&[env!("CARGO_PKG_VERSION"), "not_built"]).set(1);
+        let ebpf = if crate::ebpf::BUILT { "xdp" } else { "userspace-only" };
+        build.with_label_values(&[env!("CARGO_PKG_VERSION"), ebpf]).set(1);
 
         Self {
             requests: counter(
@@ -161,6 +181,28 @@ impl Metrics {
                 &["listener"],
             ),
             ebpf_mode,
+            xdp_packets,
+            auth_failures: counter(
+                "mcp_auth_failures_total",
+                "Requests refused by authentication (401) or missing scope (403), by reason.",
+                &["reason"],
+            ),
+            rate_limited: counter(
+                "mcp_rate_limited_total",
+                "Requests refused with 429, by limit (ip, principal).",
+                &["scope"],
+            ),
+            policy_denials: counter(
+                "mcp_policy_denials_total",
+                "Calls refused by auth.policy before reaching a backend, by kind (tool, prompt, resource).",
+                &["kind"],
+            ),
+            jwks_fetches: counter("mcp_jwks_fetches_total", "JWKS fetches from token issuers, by result.", &["result"]),
+            verdict_cache: counter(
+                "mcp_auth_verdict_cache_total",
+                "Credential verdict cache lookups (hit: no signature check needed).",
+                &["outcome"],
+            ),
             registry,
         }
     }
@@ -171,6 +213,78 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
+    }
+}
+
+impl Metrics {
+    /// Where `mcp_xdp_packets_total` reads the XDP counters from (set once the
+    /// data plane is attached).
+    pub fn set_xdp_source(&self, source: XdpSource) {
+        *self.xdp_packets.source.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::from(source));
+    }
+}
+
+/// One `mcp_xdp_packets_total` sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XdpSample {
+    /// `drop`, `pass` or `tx`.
+    pub action: &'static str,
+    /// Why (`blocked`, `rate_limited`, `malformed`, `forwarded`, ...).
+    pub reason: &'static str,
+    /// Packets since the counters were created.
+    pub packets: u64,
+}
+
+/// Reads the current XDP counters.
+pub type XdpSource = Box<dyn Fn() -> Vec<XdpSample> + Send + Sync>;
+type SharedSource = Arc<dyn Fn() -> Vec<XdpSample> + Send + Sync>;
+
+/// A collector for `mcp_xdp_packets_total` that asks its source at scrape time,
+/// so the kernel's per-CPU counters are summed only when someone looks.
+#[derive(Clone)]
+pub struct XdpPackets {
+    template: IntCounterVec,
+    source: Arc<RwLock<Option<SharedSource>>>,
+}
+
+impl std::fmt::Debug for XdpPackets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpPackets").finish_non_exhaustive()
+    }
+}
+
+impl XdpPackets {
+    fn new() -> Self {
+        Self { template: Self::vec(), source: Arc::default() }
+    }
+
+    fn vec() -> IntCounterVec {
+        let opts = Opts::new(
+            "mcp_xdp_packets_total",
+            "Packets seen by the XDP program, by action (drop, pass, tx) and reason.",
+        );
+        IntCounterVec::new(opts, &["action", "reason"]).expect("valid metric")
+    }
+}
+
+impl Collector for XdpPackets {
+    fn desc(&self) -> Vec<&Desc> {
+        self.template.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let source = self.source.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let Some(source) = source else { return Vec::new() };
+        let samples = source();
+        if samples.is_empty() {
+            // The text encoder refuses a family without samples.
+            return Vec::new();
+        }
+        let vec = Self::vec();
+        for s in samples {
+            vec.with_label_values(&[s.action, s.reason]).inc_by(s.packets);
+        }
+        vec.collect()
     }
 }
 
@@ -197,5 +311,24 @@ mod tests {
         {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn xdp_counters_are_read_at_scrape_time() {
+        let m = Metrics::new();
+        let before = String::from_utf8(m.render()).unwrap();
+        assert!(!before.contains("mcp_xdp_packets_total"), "{before}");
+        let ebpf = if crate::ebpf::BUILT { "xdp" } else { "userspace-only" };
+        assert!(before.contains(&format!("ebpf=\"{ebpf}\"")), "{before}");
+        let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = Arc::clone(&calls);
+        m.set_xdp_source(Box::new(move || {
+            let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            vec![XdpSample { action: "drop", reason: "blocked", packets: 10 * n }]
+        }));
+        let first = String::from_utf8(m.render()).unwrap();
+        assert!(first.contains(r#"mcp_xdp_packets_total{action="drop",reason="blocked"} 10"#), "{first}");
+        let second = String::from_utf8(m.render()).unwrap();
+        assert!(second.contains(r#"mcp_xdp_packets_total{action="drop",reason="blocked"} 20"#), "{second}");
     }
 }
