@@ -54,10 +54,10 @@ pub struct Upstream<'a> {
 }
 
 /// Held for the whole exchange, body included: a `max_conns_per_host` slot
-/// and the backend's outstanding-request count.
+/// (requests only, not streams) and the backend's outstanding-request count.
 #[derive(Debug)]
 pub struct Lease {
-    _permit: OwnedSemaphorePermit,
+    _permit: Option<OwnedSemaphorePermit>,
     _in_flight: InFlight,
 }
 
@@ -68,13 +68,22 @@ pub async fn send(
     req: Request<UpstreamBody>,
     on_gone: OnClientGone,
 ) -> Result<Response<UpstreamStream>, GatewayError> {
-    let permit = match tokio::time::timeout(up.pool.acquire_timeout, Arc::clone(&backend.permits).acquire_owned()).await
-    {
-        Ok(Ok(p)) => p,
-        // The semaphore is never closed; treat it like exhaustion if it were.
-        Ok(Err(_)) | Err(_) => {
-            up.metrics.pool_exhausted.with_label_values(&[&backend.name]).inc();
-            return Err(GatewayError::PoolExhausted(Arc::clone(&backend.name)));
+    // `max_conns_per_host` bounds requests in flight. A server→client stream (GET,
+    // legacy SSE) is idle most of its life and may last hours: counting it would let a
+    // few hundred open streams lock every new request out with 503 (found by the
+    // 10k-idle-streams benchmark), so streams take no slot.
+    let permit = match on_gone {
+        OnClientGone::Close => None,
+        OnClientGone::Detach => {
+            let acquire = Arc::clone(&backend.permits).acquire_owned();
+            match tokio::time::timeout(up.pool.acquire_timeout, acquire).await {
+                Ok(Ok(p)) => Some(p),
+                // The semaphore is never closed; treat it like exhaustion if it were.
+                Ok(Err(_)) | Err(_) => {
+                    up.metrics.pool_exhausted.with_label_values(&[&backend.name]).inc();
+                    return Err(GatewayError::PoolExhausted(Arc::clone(&backend.name)));
+                }
+            }
         }
     };
     let lease = Lease { _permit: permit, _in_flight: backend.begin() };

@@ -11,6 +11,7 @@ mod auth_tls;
 mod cli;
 mod common;
 mod edge;
+mod pool;
 mod protocol;
 mod sessions;
 mod streaming;

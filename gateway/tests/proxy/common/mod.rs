@@ -51,6 +51,7 @@ pub struct Setup {
     server: Vec<String>,
     mcp: Vec<String>,
     routing: Vec<String>,
+    pool: Vec<String>,
     sessions: Vec<String>,
 }
 
@@ -63,6 +64,7 @@ impl Setup {
             server: Vec::new(),
             mcp: Vec::new(),
             routing: Vec::new(),
+            pool: Vec::new(),
             sessions: Vec::new(),
         }
     }
@@ -105,6 +107,12 @@ impl Setup {
         self
     }
 
+    /// Add a `connection_pool.*` line, e.g. `max_conns_per_host: 1`.
+    pub fn pool(mut self, line: &str) -> Self {
+        self.pool.push(line.to_owned());
+        self
+    }
+
     /// The YAML text.
     pub fn yaml(&self) -> String {
         let section = |name: &str, lines: &[String]| {
@@ -125,11 +133,12 @@ impl Setup {
             format!("backends:\n{items}")
         };
         format!(
-            "{}admin:\n  host: 127.0.0.1\n  port: 0\n{}{}{}logging:\n  access_log: false\n{backends}",
+            "{}admin:\n  host: 127.0.0.1\n  port: 0\n{}{}{}{}logging:\n  access_log: false\n{backends}",
             section("server", &server),
             section("sessions", &sessions),
             section("mcp", &self.mcp),
             section("routing", &self.routing),
+            section("connection_pool", &self.pool),
         )
     }
 
