@@ -100,8 +100,9 @@ fn panel(area: &DrawingArea<BitMapBackend<'_>, Shift>, title: &str, bars: &[Bar]
             let whisker = [(x, s.min), (x, s.max)];
             chart.draw_series(std::iter::once(PathElement::new(whisker.to_vec(), BLACK.stroke_width(2))))?;
         }
+        // Above the whisker, so the range never hides the value.
         let value = if s.median >= 100.0 { format!("{:.0}", s.median) } else { format!("{:.1}", s.median) };
-        let above = EmptyElement::at((x, s.median)) + Text::new(value, (-14, -20), ("sans-serif", 15).into_font());
+        let above = EmptyElement::at((x, s.max)) + Text::new(value, (-14, -20), ("sans-serif", 15).into_font());
         chart.draw_series(std::iter::once(above))?;
         for (line, text) in name.lines().enumerate() {
             // Roughly centred: ~7 px per character at this size.

@@ -285,7 +285,7 @@ fn setup(md: &mut String, settings: &Settings, machine: &[(String, String)]) {
            every error count; any socket error or non-2xx fails the run), after a {}-second warm-up.\n\
          - Fixed rates: `oha --no-tui --output-format json --latency-correction -q RATE -c 32 -z {}s -m POST`; latency \
            counts from each request's intended start (coordinated omission corrected).\n\
-         - HTTP/2: `h2load -t1 -c32 -m1 -D{}` (TLS with ALPN h2, or h2c); percentiles from `--log-file`. \
+         - HTTP/2: `h2load --tls13-ciphers=TLS_AES_128_GCM_SHA256 -t1 -c32 -m1 -D{}` (TLS with ALPN h2, or h2c); percentiles from `--log-file`. \
            Handshakes: `h2load -t1 -c{h} -n{h} -m1 https://…` (each connection a full TLS 1.3 handshake with a \
            self-signed ECDSA P-256 certificate; rate = connections / wall time).\n\
          - CPU: utime+stime of the proxy's process tree (nginx: master+worker) from `/proc/PID/stat` before and after \
