@@ -2,7 +2,9 @@
 //!
 //! The request pipeline, in order (each step is a module):
 //! accept ([`http::listener`]) → TLS ([`http::tls`]) → HTTP/1.1 or HTTP/2 ([`http::server`])
-//! → MCP framing and envelope ([`mcp::envelope`]) → session routing ([`session`])
+//! → edge guard: limits, Origin, rate limits, JWT / API key ([`auth`])
+//! → MCP framing and envelope ([`mcp::envelope`]) → per-tool policy ([`auth::policy`])
+//! → session routing, bound to the caller ([`session`])
 //! → backend choice ([`proxy::balancer`]) → upstream exchange ([`proxy::forward`])
 //! → response streaming ([`mcp::sse`]) → access log and metrics ([`telemetry`]).
 

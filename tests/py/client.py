@@ -8,7 +8,7 @@ Usage:
     client.py --url http://127.0.0.1:A/mcp [--alt-url http://127.0.0.1:B/mcp]
               --scenario many-calls|sessions|big|progress|legacy-sse|modern|pause
               [--calls N] [--sessions K] [--size BYTES] [--steps N]
-              [--header 'Name: value']... [--timeout SECONDS]
+              [--header 'Name: value']... [--timeout SECONDS] [--ca-file PEM]
 
 With `--alt-url`, successive HTTP requests alternate between the two URLs'
 host:port (request 0 goes to --url, request 1 to --alt-url, ...), as a load
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -283,7 +284,11 @@ def main() -> int:
     parser.add_argument("--header", action="append", default=[])
     parser.add_argument("--timeout", type=float, default=60.0, help="overall limit for the scenario, seconds")
     parser.add_argument("--pause-timeout", type=float, default=60.0)
+    parser.add_argument("--ca-file", help="trust this CA certificate (PEM) for https:// URLs")
     args = parser.parse_args()
+    if args.ca_file:
+        # httpcore2 reads SSL_CERT_FILE when each transport builds its TLS context.
+        os.environ["SSL_CERT_FILE"] = args.ca_file
 
     started = time.monotonic()
 

@@ -15,7 +15,7 @@ use super::keys::{Env, KeyError};
 use super::limits::{self, LimitError};
 use super::metadata::{ChallengeError, Metadata};
 use super::origin::Origins;
-use super::policy::Category;
+use super::policy::{Category, Grant};
 use super::ratelimit::{Limiter, ip_key};
 use super::upstream::{UpstreamCreds, UpstreamError, X_API_KEY};
 use super::{AuthError, Caller};
@@ -166,8 +166,9 @@ impl Guard {
         for msg in body.messages() {
             let Some(method) = msg.method.as_deref() else { continue };
             if let Some(c) = Category::of_call(method) {
-                let name = msg.name.as_deref().unwrap_or("");
-                if !caller.access.grant(c).allows(name) || msg.name.is_none() {
+                let (grant, name) = (caller.access.grant(c), msg.name.as_deref().unwrap_or(""));
+                // A restricted category needs a name to check: without one the call is refused.
+                if *grant != Grant::Any && (msg.name.is_none() || !grant.allows(name)) {
                     metrics.policy_denials.with_label_values(&[c.noun()]).inc();
                     let scopes = self.authn.as_ref().map(|a| a.policy().scopes_granting(c, name)).unwrap_or_default();
                     let scopes = (!scopes.is_empty()).then(|| scopes.join(" "));

@@ -2,11 +2,9 @@
 
 use std::path::Path;
 
-use super::auth_schema::{
-    API_KEY_KEYS, AUTH_KEYS, BUCKET_KEYS, ISSUER_KEYS, KEY_KEYS, LIMIT_KEYS, POLICY_KEYS, RATE_LIMIT_KEYS,
-    SECURITY_KEYS, UPSTREAM_KEYS, WHEN_KEYS,
-};
+use super::auth_schema::{API_KEY_KEYS, AUTH_KEYS, ISSUER_KEYS, KEY_KEYS, POLICY_KEYS, UPSTREAM_KEYS, WHEN_KEYS};
 use super::load_tests::temp_dir;
+use super::security_schema::{BUCKET_KEYS, LIMIT_KEYS, RATE_LIMIT_KEYS, SECURITY_KEYS};
 use super::*;
 
 const RSA_PUB: &str = include_str!("../../tests/fixtures/jwt/rsa.pub");

@@ -17,6 +17,7 @@ mod errors;
 mod model;
 mod overrides;
 mod schema;
+mod security_schema;
 mod tree;
 mod walk;
 mod xdp;

@@ -92,7 +92,7 @@ pub(super) fn build(w: &mut Walker<'_>, root: Option<&Node>) -> Config {
     logging(w, top.get("logging"), &mut cfg.logging);
     let names: Vec<&str> = cfg.backends.iter().map(|b| b.name.as_str()).collect();
     cfg.auth = super::auth_schema::auth(w, top.get("auth"), &names);
-    cfg.security = super::auth_schema::security(w, top.get("security"));
+    cfg.security = super::security_schema::security(w, top.get("security"));
     cfg.xdp = super::xdp::read_xdp(w, top.get("xdp"));
     cfg
 }

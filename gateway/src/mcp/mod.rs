@@ -1,9 +1,10 @@
 //! The MCP data plane: one module per transport plus session routing.
 //!
 //! [`handle`] is the whole pipeline for one request, as straight-line code:
-//! request id → route by path and method → (transport module: body, envelope,
-//! session, backend, exchange, response) → error mapping → access log (on
-//! drop of the request context).
+//! request id → route by path and method → edge guard ([`crate::auth`]: limits,
+//! Origin, rate limits, credential) → (transport module: body, envelope, tool
+//! policy, session, backend, exchange, response) → error mapping → access log
+//! (on drop of the request context).
 
 pub mod envelope;
 pub mod legacy;

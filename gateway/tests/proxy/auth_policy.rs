@@ -109,6 +109,11 @@ async fn tool_policy_filters_lists_and_refuses_calls_in_json_and_sse() {
                 .await
                 .unwrap();
             assert_eq!(tool_text(&response_message(resp).await), "ok");
+            // Prompts are not restricted by this policy: a prompts/get reaches the backend.
+            let prompt = json!({"jsonrpc": "2.0", "id": 9, "method": "prompts/get"});
+            let resp = post(&c, &gw.mcp, &prompt, Some(&sid)).bearer_auth(&user).send().await.unwrap();
+            assert_ne!(resp.status(), 403, "{mode}");
+            assert!(response_message(resp).await.get("id").is_some());
 
             let sid = open_session_as(&c, &gw.mcp, &admin).await;
             let resp = post(&c, &gw.mcp, &list, Some(&sid)).bearer_auth(&admin).send().await.unwrap();

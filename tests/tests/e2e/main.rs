@@ -3,6 +3,7 @@
 //!
 //! Peers come from `cargo xtask setup`; run everything with `cargo xtask test`.
 
+mod auth_tls;
 mod common;
 mod control;
 mod legacy_sse;
