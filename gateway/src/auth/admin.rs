@@ -8,6 +8,7 @@
 //! - `POST /admin/jwks/refresh` — fetch every issuer's JWKS now;
 //! - `POST /admin/auth/cache/clear` — forget every cached token verdict.
 
+use crate::http::admin::json_response;
 use std::path::Path;
 use std::time::Instant;
 
@@ -17,7 +18,7 @@ use serde_json::{Value, json};
 use super::apikey::ct_eq;
 use super::cache::digest;
 use crate::gateway::Shared;
-use crate::http::{GwBody, full};
+use crate::http::GwBody;
 
 /// How many clients `/admin/clients` lists per limiter.
 const TOP_CLIENTS: usize = 50;
@@ -51,20 +52,20 @@ impl AdminToken {
 /// Serve one `/admin/…` request.
 pub async fn handle<B>(shared: &Shared, req: Request<B>) -> Response<GwBody> {
     if shared.guard.admin.0.is_none() {
-        return reply(
+        return json_response(
             StatusCode::FORBIDDEN,
             &json!({"error": "admin actions are disabled: set security.admin_token_file"}),
         );
     }
     if !shared.guard.admin.permits(req.headers()) {
-        let mut resp = reply(StatusCode::UNAUTHORIZED, &json!({"error": "admin token required"}));
+        let mut resp = json_response(StatusCode::UNAUTHORIZED, &json!({"error": "admin token required"}));
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"admin\""));
         return resp;
     }
     let query = req.uri().query().unwrap_or("").to_owned();
     match (req.method().clone(), req.uri().path()) {
-        (Method::GET, "/admin/clients") => reply(StatusCode::OK, &clients(shared)),
-        (Method::POST, "/admin/ratelimit/reset") => reply(StatusCode::OK, &reset(shared, &query)),
+        (Method::GET, "/admin/clients") => json_response(StatusCode::OK, &clients(shared)),
+        (Method::POST, "/admin/ratelimit/reset") => json_response(StatusCode::OK, &reset(shared, &query)),
         (Method::POST, "/admin/jwks/refresh") => {
             let mut results = Vec::new();
             if let Some(authn) = shared.guard.authn() {
@@ -76,16 +77,16 @@ pub async fn handle<B>(shared: &Shared, req: Request<B>) -> Response<GwBody> {
                     results.push(outcome);
                 }
             }
-            reply(StatusCode::OK, &json!({"jwks": results}))
+            json_response(StatusCode::OK, &json!({"jwks": results}))
         }
         (Method::POST, "/admin/auth/cache/clear") => {
             let cleared = shared.guard.authn().map_or(0, |a| a.cache().clear());
-            reply(StatusCode::OK, &json!({"cleared": cleared}))
+            json_response(StatusCode::OK, &json!({"cleared": cleared}))
         }
         (_, "/admin/clients" | "/admin/ratelimit/reset" | "/admin/jwks/refresh" | "/admin/auth/cache/clear") => {
-            reply(StatusCode::METHOD_NOT_ALLOWED, &json!({"error": "wrong method"}))
+            json_response(StatusCode::METHOD_NOT_ALLOWED, &json!({"error": "wrong method"}))
         }
-        _ => reply(StatusCode::NOT_FOUND, &json!({"error": "unknown admin action"})),
+        _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "unknown admin action"})),
     }
 }
 
@@ -145,16 +146,6 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn reply(status: StatusCode, v: &Value) -> Response<GwBody> {
-    let mut body = serde_json::to_vec(v).unwrap_or_default();
-    body.push(b'\n');
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(full(body))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! every response travels on the GET stream) any response carrying one of the
 //! restricted lists is filtered.
 
+use crate::mcp::sse::event_end;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -123,30 +124,6 @@ impl ListFilter {
     pub fn sse<B>(self, inner: B) -> Filtered<B> {
         Filtered { inner, filter: self, sse: true, buf: BytesMut::new(), done: false }
     }
-}
-
-/// Index just past the first blank line (`\n\n`, `\r\n\r\n`, `\r\r` or mixed), if any.
-fn event_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    let mut line_start = 0;
-    while i < buf.len() {
-        let eol = match buf[i] {
-            b'\n' => 1,
-            b'\r' if buf.get(i + 1) == Some(&b'\n') => 2,
-            b'\r' if i + 1 == buf.len() => return None,
-            b'\r' => 1,
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        if i == line_start {
-            return Some(i + eol);
-        }
-        i += eol;
-        line_start = i;
-    }
-    None
 }
 
 /// A response body with list responses filtered (whole JSON, or event by event).

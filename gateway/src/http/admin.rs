@@ -68,7 +68,8 @@ fn backend_status(shared: &Shared) -> serde_json::Value {
         .collect()
 }
 
-fn json_response(status: StatusCode, v: &serde_json::Value) -> Response<GwBody> {
+/// A JSON body with a trailing newline (admin answers, here and in `auth::admin`).
+pub(crate) fn json_response(status: StatusCode, v: &serde_json::Value) -> Response<GwBody> {
     let mut body = serde_json::to_vec(v).unwrap_or_default();
     body.push(b'\n');
     Response::builder()

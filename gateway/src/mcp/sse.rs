@@ -107,8 +107,9 @@ impl Rewriter {
     }
 }
 
-/// Index just past the first blank line in `buf`, if any.
-fn event_end(buf: &[u8]) -> Option<usize> {
+/// Index just past the first blank line in `buf`, if any (shared by the
+/// endpoint rewriter and the list filter in `auth::filter`).
+pub(crate) fn event_end(buf: &[u8]) -> Option<usize> {
     let mut i = 0;
     let mut line_start = 0;
     while i < buf.len() {
