@@ -3,7 +3,10 @@
 //! (`ok`, `warn` or `FAIL`) with what to do about it.
 //!
 //! Checks, in order: session keys, TLS files, whether the listen ports are
-//! free, then per backend: TCP reachability and a real MCP handshake
+//! free, the admin token and `auth.*` (see `doctor_auth.rs`: keys load, each
+//! issuer's JWKS is fetched once and judged, the resource URL, the challenge
+//! clients see), then per backend: its `tls:` files (CA bundle, client certificate
+//! and key parse and match), TCP reachability and a real MCP handshake
 //! (`initialize` for Streamable HTTP, the `endpoint` event for legacy SSE),
 //! reporting the protocol version and whether the backend issues sessions.
 
@@ -16,6 +19,9 @@ use http_body_util::{BodyExt, Full};
 
 use crate::config::{BackendConfig, BackendTransport, Config};
 use crate::proxy::client;
+
+#[path = "doctor_auth.rs"]
+mod auth;
 
 /// Outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,10 +88,25 @@ pub async fn run(cfg: &Config) -> Vec<Finding> {
         add(Verdict::Fail, "backends", "none configured: add `backends:` to the config or --backend NAME=URL".into());
     }
     let client = client::build(&cfg.connection_pool);
+    for f in auth::checks(cfg, &client).await {
+        add(f.verdict, &f.check, f.detail);
+    }
     let timeout = cfg.routing.health_check_timeout;
     for b in &cfg.backends {
         let check = format!("backend {}", b.name);
-        let (verdict, detail) = probe(&client, b, timeout).await;
+        // A `tls:` section's CA bundle, client certificate and key must parse before the probe can use them.
+        let own = match client::for_backend(&cfg.connection_pool, b) {
+            Ok(own) => own,
+            Err(crate::http::tls::TlsError::Backend { source, .. }) => {
+                add(Verdict::Fail, &check, format!("tls: {source}"));
+                continue;
+            }
+            Err(e) => {
+                add(Verdict::Fail, &check, format!("tls: {e}"));
+                continue;
+            }
+        };
+        let (verdict, detail) = probe(own.as_ref().unwrap_or(&client), b, timeout).await;
         add(verdict, &check, detail);
     }
     out
@@ -270,6 +291,7 @@ mod tests {
             url,
             weight: 1,
             health_check_path: None,
+            tls: None,
         });
         let findings = run(&cfg).await;
         let (text, failed) = render(&findings);
@@ -277,5 +299,50 @@ mod tests {
         assert!(text.contains("[FAIL] backend gone"), "{text}");
         assert!(text.contains("backend not running"), "{text}");
         assert!(text.contains("[warn] session keys"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn auth_checks_are_part_of_the_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = crate::config::AuthConfig {
+            enabled: true,
+            resource: Some("https://mcp.example.com/mcp".into()),
+            ..Default::default()
+        };
+        let mut cfg = Config { auth, ..Config::default() };
+        let mut issuer = crate::config::IssuerConfig::new("https://as.example.com".into());
+        issuer.keys.push(crate::config::KeyConfig {
+            kid: Some("k1".into()),
+            algorithm: "RS256".into(),
+            source: crate::config::KeySource::PublicKeyFile(dir.path().join("absent.pem")),
+        });
+        cfg.auth.issuers.push(issuer);
+        let (text, failed) = render(&run(&cfg).await);
+        assert!(failed, "{text}");
+        assert!(text.contains("[FAIL] auth authorization_servers: none listed"), "{text}");
+        assert!(text.contains("[FAIL] issuer https://as.example.com key \"k1\": cannot read "), "{text}");
+        assert!(text.contains("[ok  ] auth challenge: a request without a token gets 401"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn backend_tls_files_must_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("ca-junk.pem");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        let mut cfg = Config::default();
+        let url: http::Uri = "https://127.0.0.1:1/mcp".parse().unwrap();
+        let tls = crate::config::BackendTls { ca_file: Some(junk), ..Default::default() };
+        cfg.backends.push(BackendConfig {
+            name: "secure".into(),
+            transport: BackendTransport::infer(&url),
+            url,
+            weight: 1,
+            health_check_path: None,
+            tls: Some(tls),
+        });
+        let (text, failed) = render(&run(&cfg).await);
+        assert!(failed, "{text}");
+        assert!(text.contains("[FAIL] backend secure: tls: "), "{text}");
+        assert!(text.contains("ca-junk.pem: no certificate found"), "{text}");
     }
 }

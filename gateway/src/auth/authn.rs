@@ -1,5 +1,6 @@
 //! Authentication: a presented credential (JWT or API key) to a [`Caller`],
-//! through the verdict cache. A repeated token costs one SHA-256 and one
+//! through the verdict cache; or, without one, a verified client certificate
+//! (`server.tls.client_auth`) to a caller with issuer `x509` and its subject CN. A repeated token costs one SHA-256 and one
 //! hash lookup; a new one is verified once (signature, claims), turned into a
 //! caller with its policy [`Access`](super::policy::Access) computed, and
 //! remembered until it expires.
@@ -21,6 +22,8 @@ use crate::proxy::client::UpstreamClient;
 use crate::session::token::Principal;
 use crate::telemetry::Metrics;
 
+/// The issuer recorded in a client-certificate caller's principal.
+pub const X509_ISSUER: &str = "x509";
 /// How long an API key verdict is remembered (keys do not expire; config reloads restart).
 const API_KEY_VERDICT_SECS: u64 = 3600;
 /// How long a cacheable refusal (expired, wrong audience) is remembered.
@@ -140,6 +143,14 @@ impl Authenticator {
             Err(_) => {}
         }
         verdict
+    }
+
+    /// The caller a verified client certificate stands for: issuer `x509`, subject its
+    /// common name, no scopes; the policy applies as to any caller (`when: {issuer: x509}`).
+    /// The TLS handshake did the verification, so this is only the policy lookup.
+    pub fn certificate_caller(&self, common_name: &str) -> Arc<Caller> {
+        let principal = Principal { issuer: X509_ISSUER.to_owned(), subject: common_name.to_owned() };
+        Arc::new(self.caller(principal, Vec::new(), Vec::new()))
     }
 
     fn caller_from_jwt(&self, v: Verified) -> Caller {

@@ -1,7 +1,8 @@
 //! Filtering list responses to what the caller may use: `tools/list`
-//! (`result.tools[].name`), `prompts/list` (`result.prompts[].name`) and
-//! `resources/list` (`result.resources[].uri`), in a JSON body or in the SSE
-//! events of a streamed one. Only that response is rewritten; a message is
+//! (`result.tools[].name`), `prompts/list` (`result.prompts[].name`),
+//! `resources/list` (`result.resources[].uri`) and `resources/templates/list`
+//! (`result.resourceTemplates[].uriTemplate`, matched against the resource
+//! globs as text), in a JSON body or in the SSE events of a streamed one. Only that response is rewritten; a message is
 //! re-serialized only when an item was removed, everything else passes
 //! through byte for byte.
 //!
@@ -64,11 +65,12 @@ impl ListFilter {
             if *grant == Grant::Any {
                 continue;
             }
-            let (member, field) = c.list_fields();
-            if let Some(Value::Array(items)) = result.get_mut(member) {
-                let before = items.len();
-                items.retain(|item| item.get(field).and_then(Value::as_str).is_some_and(|n| grant.allows(n)));
-                changed |= items.len() != before;
+            for (member, field) in c.list_fields() {
+                if let Some(Value::Array(items)) = result.get_mut(*member) {
+                    let before = items.len();
+                    items.retain(|item| item.get(*field).and_then(Value::as_str).is_some_and(|n| grant.allows(n)));
+                    changed |= items.len() != before;
+                }
             }
         }
         changed
@@ -248,6 +250,33 @@ mod tests {
         assert!(out.contains(r#""tools":[{"name":"echo"}]"#), "{out}");
         assert!(!out.contains("large"), "{out}");
         assert!(out.ends_with("data: {\"jsonrpc\":\"2.0\",\"method\":\"n\"}\n\ntail"), "{out}");
+    }
+
+    #[test]
+    fn resources_prompts_and_templates() {
+        let mut c = Caller::for_tests("bob");
+        c.access = Access::restricted(&["*"], &["summarize"], &["file:///docs/*"]);
+        let c = Arc::new(c);
+        let f = ListFilter::for_list(&c, Category::Resources).unwrap();
+        let mut v = json!({"jsonrpc":"2.0","id":1,"result":{"resources":[
+            {"uri":"file:///docs/a.md"},{"uri":"file:///etc/passwd"}]}});
+        assert!(f.rewrite(&mut v));
+        assert_eq!(v["result"]["resources"], json!([{"uri":"file:///docs/a.md"}]));
+        let mut v = json!({"jsonrpc":"2.0","id":2,"result":{"resourceTemplates":[
+            {"uriTemplate":"file:///docs/{name}"},{"uriTemplate":"file:///secrets/{name}"},{"name":"no template"}]}});
+        assert!(f.rewrite(&mut v));
+        assert_eq!(v["result"]["resourceTemplates"], json!([{"uriTemplate":"file:///docs/{name}"}]));
+        let f = ListFilter::for_list(&c, Category::Prompts).unwrap();
+        let mut v = json!({"jsonrpc":"2.0","id":3,"result":{"prompts":[{"name":"summarize"},{"name":"leak"}]}});
+        assert!(f.rewrite(&mut v));
+        assert_eq!(v["result"]["prompts"], json!([{"name":"summarize"}]));
+        let mut v = json!({"jsonrpc":"2.0","id":5,"result":{"tools":[{"name":"any"}]}});
+        assert!(!ListFilter::for_list(&c, Category::Tools).unwrap().rewrite(&mut v), "tools: [\"*\"]");
+        // On a stream, every restricted list is filtered.
+        let f = ListFilter::for_stream(&c).unwrap();
+        let mut v = json!({"jsonrpc":"2.0","id":4,"result":{"prompts":[{"name":"leak"}],"tools":[{"name":"x"}]}});
+        assert!(f.rewrite(&mut v));
+        assert_eq!(v["result"], json!({"prompts":[],"tools":[{"name":"x"}]}));
     }
 
     #[test]

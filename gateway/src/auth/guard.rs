@@ -141,8 +141,11 @@ impl Guard {
         if query_has_credential(req.uri().query().unwrap_or("")) {
             return Err(GatewayError::Unauthorized(AuthError::TokenInQuery));
         }
-        let credential = credential(req.headers())?;
-        let caller = authn.authenticate(credential, metrics).await.map_err(GatewayError::Unauthorized)?;
+        // A bearer token or API key wins; without one, a verified client certificate authenticates.
+        let caller = match (credential(req.headers()), ctx.conn.client_cert.as_deref()) {
+            (Err(GatewayError::Unauthorized(AuthError::Missing)), Some(cn)) => authn.certificate_caller(cn),
+            (credential, _) => authn.authenticate(credential?, metrics).await.map_err(GatewayError::Unauthorized)?,
+        };
         if self.required_scopes.iter().any(|s| !caller.scopes.contains(s)) {
             return Err(GatewayError::InsufficientScope(self.required_scopes.join(" ")));
         }

@@ -221,68 +221,178 @@ impl Jwks {
     }
 
     async fn fetch_set(&self) -> Result<KeySet, JwkError> {
-        let url = self.url.to_string();
-        let fail = |message: String| JwkError::Fetch { url: url.clone(), message };
-        let req = Request::get(self.url.clone())
-            .header(header::ACCEPT, "application/jwk-set+json, application/json")
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| fail(e.to_string()))?;
-        let fetch = async {
-            let resp = self.client.request(req).await.map_err(|e| fail(e.to_string()))?;
-            if !resp.status().is_success() {
-                return Err(JwkError::Status { url: url.clone(), status: resp.status().as_u16() });
-            }
-            let body =
-                Limited::new(resp.into_body(), MAX_JWKS_BYTES).collect().await.map_err(|e| fail(e.to_string()))?;
-            Ok(body.to_bytes())
-        };
-        let bytes = tokio::time::timeout(FETCH_TIMEOUT, fetch).await.map_err(|_| fail("timed out".into()))??;
-        parse_set(&bytes, &self.allowed).map_err(|source| JwkError::Parse { url, source })
+        let bytes = fetch_document(&self.client, &self.url).await?;
+        parse_set(&bytes, &self.allowed).map_err(|source| JwkError::Parse { url: self.url.to_string(), source })
     }
+}
+
+/// One GET of a JWKS document, bounded by [`FETCH_TIMEOUT`] and [`MAX_JWKS_BYTES`].
+async fn fetch_document(client: &UpstreamClient, uri: &http::Uri) -> Result<Bytes, JwkError> {
+    let url = uri.to_string();
+    let fail = |message: String| JwkError::Fetch { url: url.clone(), message };
+    let req = Request::get(uri.clone())
+        .header(header::ACCEPT, "application/jwk-set+json, application/json")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| fail(e.to_string()))?;
+    let fetch = async {
+        let resp = client.request(req).await.map_err(|e| fail(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(JwkError::Status { url: url.clone(), status: resp.status().as_u16() });
+        }
+        let body = Limited::new(resp.into_body(), MAX_JWKS_BYTES).collect().await.map_err(|e| fail(e.to_string()))?;
+        Ok(body.to_bytes())
+    };
+    tokio::time::timeout(FETCH_TIMEOUT, fetch).await.map_err(|_| fail("timed out".into()))?
+}
+
+/// Why a JWKS entry is not used (see [`JwkReport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skipped {
+    /// Not a JSON object with a `kty`.
+    Malformed,
+    /// Beyond the first [`MAX_KEYS`] entries.
+    OverLimit,
+    /// `use` is present and not `sig`.
+    NotSigning,
+    /// `alg` names no algorithm the gateway knows.
+    UnknownAlg,
+    /// `alg` is not one of the issuer's allowed algorithms.
+    AlgNotAllowed,
+    /// `alg` (or the curve) does not fit the key type.
+    AlgMismatch,
+    /// No allowed algorithm fits the key type (no `alg` given).
+    FamilyNotAllowed,
+    /// RSA modulus under 2048 bits.
+    WeakRsa,
+    /// `oct` (symmetric), an unsupported curve, or an unknown `kty`.
+    UnsupportedType,
+    /// Missing or undecodable key members (`n`, `e`, `x`, `y`).
+    BadMaterial,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Malformed => "not a JWK object",
+            Self::OverLimit => "beyond the first 100 keys",
+            Self::NotSigning => "`use` is not `sig`",
+            Self::UnknownAlg => "unknown `alg`",
+            Self::AlgNotAllowed => "`alg` is not in the issuer's algorithms",
+            Self::AlgMismatch => "`alg` does not fit the key type or curve",
+            Self::FamilyNotAllowed => "no allowed algorithm fits the key type",
+            Self::WeakRsa => "RSA modulus under 2048 bits",
+            Self::UnsupportedType => "unsupported key type (oct keys are never taken from a JWKS)",
+            Self::BadMaterial => "missing or invalid key material",
+        })
+    }
+}
+
+/// One entry of a JWKS document as the gateway judges it (for `mcp-gateway doctor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwkReport {
+    /// `kid`, if any.
+    pub kid: Option<String>,
+    /// `kty` (`?` when missing).
+    pub kty: String,
+    /// `alg`, if the JWK names one.
+    pub alg: Option<String>,
+    /// The algorithms the key may verify, or why it is skipped.
+    pub verdict: Result<Vec<Algorithm>, Skipped>,
+}
+
+/// Fetches `url` once, exactly as the background refresh does (same request, size
+/// limit and timeout), and judges every entry against `allowed` as the gateway would.
+pub async fn inspect(
+    client: &UpstreamClient,
+    url: &http::Uri,
+    allowed: &[Algorithm],
+) -> Result<Vec<JwkReport>, JwkError> {
+    let bytes = fetch_document(client, url).await?;
+    let entries = classify(&bytes, allowed).map_err(|source| JwkError::Parse { url: url.to_string(), source })?;
+    Ok(entries.into_iter().map(|e| e.report).collect())
+}
+
+/// One JWKS entry: its raw JSON, the report, and the key when usable.
+struct Entry {
+    raw: String,
+    report: JwkReport,
+    key: Option<JwksKey>,
+}
+
+/// Judges every entry of a JWKS document (entries past [`MAX_KEYS`] are [`Skipped::OverLimit`]).
+fn classify(bytes: &[u8], allowed: &[Algorithm]) -> Result<Vec<Entry>, serde_json::Error> {
+    let raw: RawSet = serde_json::from_slice(bytes)?;
+    let mut out = Vec::with_capacity(raw.keys.len().min(MAX_KEYS + 1));
+    for (i, value) in raw.keys.into_iter().enumerate() {
+        let text = value.to_string();
+        let member = |name: &str| value.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
+        let (kid, alg) = (member("kid"), member("alg"));
+        let kty = member("kty").unwrap_or_else(|| "?".into());
+        let judged = if i >= MAX_KEYS {
+            Err(Skipped::OverLimit)
+        } else {
+            match serde_json::from_value::<RawJwk>(value) {
+                Ok(jwk) => usable(&jwk, allowed),
+                Err(_) => Err(Skipped::Malformed),
+            }
+        };
+        let verdict = judged.as_ref().map(|k| k.algs.clone()).map_err(|why| *why);
+        out.push(Entry { raw: text, report: JwkReport { kid, kty, alg, verdict }, key: judged.ok() });
+        if i >= MAX_KEYS {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// Parses a JWKS document, keeping the usable signing keys (bad entries are skipped).
 fn parse_set(bytes: &[u8], allowed: &[Algorithm]) -> Result<KeySet, serde_json::Error> {
-    let raw: RawSet = serde_json::from_slice(bytes)?;
     let mut set = KeySet::default();
-    for value in raw.keys.into_iter().take(MAX_KEYS) {
-        let text = value.to_string();
-        let Ok(jwk) = serde_json::from_value::<RawJwk>(value) else { continue };
-        match usable(&jwk, allowed) {
+    for entry in classify(bytes, allowed)? {
+        match entry.key {
             Some(key) => {
                 set.keys.push(key);
-                set.raw.push(text);
+                set.raw.push(entry.raw);
             }
-            None => tracing::debug!(kid = ?jwk.kid, kty = %jwk.kty, "JWKS entry skipped (not a usable signing key)"),
+            None => tracing::debug!(
+                kid = ?entry.report.kid,
+                kty = %entry.report.kty,
+                why = ?entry.report.verdict.err(),
+                "JWKS entry skipped (not a usable signing key)"
+            ),
         }
     }
     set.raw.sort();
     Ok(set)
 }
 
-/// A verification key from one JWK, or `None` if it is not an allowed signing key.
-fn usable(jwk: &RawJwk, allowed: &[Algorithm]) -> Option<JwksKey> {
+/// A verification key from one JWK, or why it is not an allowed signing key.
+fn usable(jwk: &RawJwk, allowed: &[Algorithm]) -> Result<JwksKey, Skipped> {
     if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
-        return None;
+        return Err(Skipped::NotSigning);
     }
     let named: Option<Algorithm> = match jwk.alg.as_deref() {
-        Some(a) => Some(a.parse().ok()?),
+        Some(a) => Some(a.parse().map_err(|_| Skipped::UnknownAlg)?),
         None => None,
     };
+    let bad = Skipped::BadMaterial;
     let (family, key) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
         ("RSA", _) => {
-            let (n, e) = (jwk.n.as_deref()?, jwk.e.as_deref()?);
-            if URL_SAFE_NO_PAD.decode(n.trim_end_matches('=')).ok()?.len() < MIN_RSA_BYTES {
-                return None;
+            let (n, e) = (jwk.n.as_deref().ok_or(bad)?, jwk.e.as_deref().ok_or(bad)?);
+            if URL_SAFE_NO_PAD.decode(n.trim_end_matches('=')).map_err(|_| bad)?.len() < MIN_RSA_BYTES {
+                return Err(Skipped::WeakRsa);
             }
-            (AlgorithmFamily::Rsa, DecodingKey::from_rsa_components(n, e).ok()?)
+            (AlgorithmFamily::Rsa, DecodingKey::from_rsa_components(n, e).map_err(|_| bad)?)
         }
         ("EC", Some("P-256" | "P-384")) => {
-            (AlgorithmFamily::Ec, DecodingKey::from_ec_components(jwk.x.as_deref()?, jwk.y.as_deref()?).ok()?)
+            let (x, y) = (jwk.x.as_deref().ok_or(bad)?, jwk.y.as_deref().ok_or(bad)?);
+            (AlgorithmFamily::Ec, DecodingKey::from_ec_components(x, y).map_err(|_| bad)?)
         }
-        ("OKP", Some("Ed25519")) => (AlgorithmFamily::Ed, DecodingKey::from_ed_components(jwk.x.as_deref()?).ok()?),
+        ("OKP", Some("Ed25519")) => {
+            (AlgorithmFamily::Ed, DecodingKey::from_ed_components(jwk.x.as_deref().ok_or(bad)?).map_err(|_| bad)?)
+        }
         // `oct` (symmetric) keys are never taken from a JWKS: that would be HS/RS confusion by another name.
-        _ => return None,
+        _ => return Err(Skipped::UnsupportedType),
     };
     let curve_alg = match jwk.crv.as_deref() {
         Some("P-256") => Some(Algorithm::ES256),
@@ -297,9 +407,13 @@ fn usable(jwk: &RawJwk, allowed: &[Algorithm]) -> Option<JwksKey> {
         .filter(|a| curve_alg.is_none_or(|c| c == *a))
         .collect();
     if algs.is_empty() {
-        return None;
+        return Err(match named {
+            Some(n) if !allowed.contains(&n) => Skipped::AlgNotAllowed,
+            Some(_) => Skipped::AlgMismatch,
+            None => Skipped::FamilyNotAllowed,
+        });
     }
-    Some(JwksKey { kid: jwk.kid.clone(), algs, key: Arc::new(key) })
+    Ok(JwksKey { kid: jwk.kid.clone(), algs, key: Arc::new(key) })
 }
 
 #[cfg(test)]
@@ -341,5 +455,44 @@ mod tests {
         assert!(hs_only.keys.is_empty());
         assert!(parse_set(b"{}", &all()).is_err());
         assert!(parse_set(b"[]", &all()).is_err());
+    }
+
+    #[test]
+    fn reports_why_entries_are_skipped() {
+        let doc = serde_json::json!({"keys": [
+            {"kty": "RSA", "kid": "r1", "n": RSA_N, "e": "AQAB"},
+            {"kty": "RSA", "kid": "enc", "use": "enc", "n": RSA_N, "e": "AQAB"},
+            {"kty": "RSA", "kid": "small", "n": "AQAB", "e": "AQAB"},
+            {"kty": "RSA", "kid": "rs512", "alg": "RS512", "n": RSA_N, "e": "AQAB"},
+            {"kty": "RSA", "kid": "es", "alg": "ES256", "n": RSA_N, "e": "AQAB"},
+            {"kty": "RSA", "kid": "odd", "alg": "XS1", "n": RSA_N, "e": "AQAB"},
+            {"kty": "RSA", "kid": "no-n", "e": "AQAB"},
+            {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
+            {"kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+            "not an object"
+        ]});
+        let entries = classify(doc.to_string().as_bytes(), &[Algorithm::RS256, Algorithm::ES256]).unwrap();
+        let got: Vec<_> = entries.iter().map(|e| (e.report.kid.as_deref(), e.report.verdict.clone())).collect();
+        assert_eq!(
+            got,
+            [
+                (Some("r1"), Ok(vec![Algorithm::RS256])),
+                (Some("enc"), Err(Skipped::NotSigning)),
+                (Some("small"), Err(Skipped::WeakRsa)),
+                (Some("rs512"), Err(Skipped::AlgNotAllowed)),
+                (Some("es"), Err(Skipped::AlgMismatch)),
+                (Some("odd"), Err(Skipped::UnknownAlg)),
+                (Some("no-n"), Err(Skipped::BadMaterial)),
+                (Some("hmac"), Err(Skipped::UnsupportedType)),
+                (Some("ed"), Err(Skipped::FamilyNotAllowed)),
+                (None, Err(Skipped::Malformed)),
+            ]
+        );
+        assert_eq!(entries[3].report.alg.as_deref(), Some("RS512"));
+        assert_eq!(entries[7].report.kty, "oct");
+        let many: Vec<_> = (0..MAX_KEYS + 5).map(|i| serde_json::json!({"kty": "oct", "kid": i.to_string()})).collect();
+        let entries = classify(serde_json::json!({ "keys": many }).to_string().as_bytes(), &all()).unwrap();
+        assert_eq!(entries.len(), MAX_KEYS + 1);
+        assert_eq!(entries[MAX_KEYS].report.verdict, Err(Skipped::OverLimit));
     }
 }

@@ -22,7 +22,8 @@ pub enum Category {
     Tools,
     /// `prompts/get`, `prompts/list`.
     Prompts,
-    /// `resources/read`, `resources/list` (matched on the URI).
+    /// `resources/read`, `resources/subscribe`, `resources/unsubscribe`, `resources/list`
+    /// (matched on the URI) and `resources/templates/list` (matched on the URI template).
     Resources,
 }
 
@@ -47,12 +48,12 @@ impl Category {
         }
     }
 
-    /// The category a JSON-RPC method invokes one item of (`tools/call` → tools).
+    /// The category a JSON-RPC method uses one item of (`tools/call` → tools).
     pub fn of_call(method: &str) -> Option<Self> {
         match method {
             "tools/call" => Some(Self::Tools),
             "prompts/get" => Some(Self::Prompts),
-            "resources/read" => Some(Self::Resources),
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some(Self::Resources),
             _ => None,
         }
     }
@@ -62,17 +63,17 @@ impl Category {
         match method {
             "tools/list" => Some(Self::Tools),
             "prompts/list" => Some(Self::Prompts),
-            "resources/list" => Some(Self::Resources),
+            "resources/list" | "resources/templates/list" => Some(Self::Resources),
             _ => None,
         }
     }
 
-    /// The member of a list result holding the items, and the item field matched.
-    pub fn list_fields(self) -> (&'static str, &'static str) {
+    /// The members of a list result holding items, each with the item field matched.
+    pub fn list_fields(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Self::Tools => ("tools", "name"),
-            Self::Prompts => ("prompts", "name"),
-            Self::Resources => ("resources", "uri"),
+            Self::Tools => &[("tools", "name")],
+            Self::Prompts => &[("prompts", "name")],
+            Self::Resources => &[("resources", "uri"), ("resourceTemplates", "uriTemplate")],
         }
     }
 }
@@ -120,6 +121,13 @@ impl Access {
     pub fn only_tools(globs: &[&str]) -> Self {
         let globs: Vec<String> = globs.iter().map(|g| (*g).to_owned()).collect();
         Self([Grant::Only(globs.into()), Grant::Any, Grant::Any])
+    }
+
+    /// Every category restricted: tools, prompts, resources (unit tests).
+    #[cfg(test)]
+    pub fn restricted(tools: &[&str], prompts: &[&str], resources: &[&str]) -> Self {
+        let only = |g: &[&str]| Grant::Only(g.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>().into());
+        Self([only(tools), only(prompts), only(resources)])
     }
 }
 
@@ -309,6 +317,27 @@ mod tests {
         assert_eq!(policy.scopes_granting(Category::Tools, "sleep"), ["admin"]);
         assert!(policy.scopes_granting(Category::Tools, "echo").contains(&"admin".to_owned()));
         assert!(Policy::default().access(&Subject { principal: &p, scopes: &[], claims: &[] }).is_unrestricted());
+    }
+
+    #[test]
+    fn methods_map_to_categories() {
+        for (method, call, list) in [
+            ("tools/call", Some(Category::Tools), None),
+            ("tools/list", None, Some(Category::Tools)),
+            ("prompts/get", Some(Category::Prompts), None),
+            ("prompts/list", None, Some(Category::Prompts)),
+            ("resources/read", Some(Category::Resources), None),
+            ("resources/subscribe", Some(Category::Resources), None),
+            ("resources/unsubscribe", Some(Category::Resources), None),
+            ("resources/list", None, Some(Category::Resources)),
+            ("resources/templates/list", None, Some(Category::Resources)),
+            ("initialize", None, None),
+            ("completion/complete", None, None),
+        ] {
+            assert_eq!((Category::of_call(method), Category::of_list(method)), (call, list), "{method}");
+        }
+        let members: Vec<&str> = Category::Resources.list_fields().iter().map(|(m, _)| *m).collect();
+        assert_eq!(members, ["resources", "resourceTemplates"]);
     }
 
     #[test]

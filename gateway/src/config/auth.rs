@@ -141,6 +141,9 @@ pub struct SecurityConfig {
     pub per_principal: RateLimit,
     /// `security.limits.*`.
     pub limits: Limits,
+    /// `security.trusted_proxies`: peers in these networks may name the client in
+    /// `X-Forwarded-For`; empty = the TCP peer is always the client.
+    pub trusted_proxies: Vec<super::xdp::Cidr>,
 }
 
 /// A token bucket: `rate` requests per second on average, bursts up to `burst`.
@@ -197,6 +200,7 @@ impl Default for SecurityConfig {
             per_ip: RateLimit::OFF,
             per_principal: RateLimit::OFF,
             limits: Limits::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

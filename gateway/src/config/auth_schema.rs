@@ -40,7 +40,8 @@ pub(super) const ALGORITHMS: &[&str] =
     &["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
 
 /// Reads `auth`; `backends` are the configured backend names (for `auth.upstream`).
-pub(super) fn auth(w: &mut Walker<'_>, node: Option<&Node>, backends: &[&str]) -> AuthConfig {
+/// `client_certs`: the data listener verifies client certificates, which are credentials too.
+pub(super) fn auth(w: &mut Walker<'_>, node: Option<&Node>, backends: &[&str], client_certs: bool) -> AuthConfig {
     let mut a = AuthConfig::default();
     let Some(sec) = w.section(node, "auth", AUTH_KEYS) else { return a };
     w.field(&sec, "enabled", &mut a.enabled, Walker::boolean);
@@ -70,8 +71,9 @@ pub(super) fn auth(w: &mut Walker<'_>, node: Option<&Node>, backends: &[&str]) -
                 "required when auth.enabled is true: the gateway's public MCP URL, e.g. https://mcp.example.com/mcp";
             w.error(pos, "auth.resource", msg);
         }
-        if a.issuers.is_empty() && a.api_keys.is_empty() {
-            w.error(pos, "auth", "auth.enabled needs at least one of auth.issuers or auth.api_keys");
+        if a.issuers.is_empty() && a.api_keys.is_empty() && !client_certs {
+            let msg = "auth.enabled needs at least one of auth.issuers, auth.api_keys or server.tls.client_auth";
+            w.error(pos, "auth", msg);
         }
         if !a.issuers.is_empty() && a.authorization_servers.is_empty() {
             let msg = "required with auth.issuers (RFC 9728 metadata must name at least one authorization server)";

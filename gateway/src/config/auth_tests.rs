@@ -158,11 +158,23 @@ fn enabled_needs_resource_credentials_and_servers() {
     let dir = files("auth-required");
     let errs = errors("auth:\n  enabled: true\n", &dir);
     assert!(errs.iter().any(|e| e.contains("auth.resource: required")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.contains("at least one of auth.issuers or auth.api_keys")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("at least one of auth.issuers, auth.api_keys or server.tls.client_auth")),
+        "{errs:?}"
+    );
     let yaml = "auth:\n  enabled: true\n  resource: https://m.test/mcp\n  issuers:\n    - issuer: https://i.test\n      jwks_url: https://i.test/jwks\n";
     let errs = errors(yaml, &dir);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(errs[0].contains("auth.authorization_servers: required with auth.issuers"), "{errs:?}");
+    // Client certificates alone are credentials enough.
+    for (name, body) in [("c.crt", "cert"), ("c.key", "key"), ("ca.pem", "ca")] {
+        std::fs::write(dir.join(name), body).unwrap();
+    }
+    let yaml = "server:\n  tls: {cert_file: c.crt, key_file: c.key, client_auth: optional, client_ca_file: ca.pem}\n\
+                auth:\n  enabled: true\n  resource: https://m.test/mcp\n";
+    std::fs::write(dir.join("gw.yaml"), yaml).unwrap();
+    let cfg = load_file(&dir.join("gw.yaml")).unwrap();
+    assert!(cfg.auth.enabled && cfg.auth.issuers.is_empty() && cfg.auth.api_keys.is_empty());
 }
 
 #[test]

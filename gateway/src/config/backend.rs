@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 
 use super::errors::closest;
-use super::model::{BackendConfig, BackendTransport};
+use super::model::{BackendConfig, BackendTls, BackendTransport};
 use super::tree::{Kind, Node};
 use super::walk::{Section, Walker, describe};
 
 /// Keys allowed in one `backends` entry.
-pub(super) const BACKEND_KEYS: &[&str] = &["name", "url", "weight", "transport", "health_check_path"];
+pub(super) const BACKEND_KEYS: &[&str] = &["name", "url", "weight", "transport", "health_check_path", "tls"];
+/// Keys allowed in a backend's `tls` section.
+pub(super) const BACKEND_TLS_KEYS: &[&str] = &["ca_file", "cert_file", "key_file", "server_name"];
 
 const TRANSPORTS: &[&str] = &["streamable-http", "sse"];
 
@@ -65,6 +67,7 @@ pub(super) fn from_flag(raw: &str) -> Result<BackendConfig, (String, String)> {
         url,
         weight: 1,
         health_check_path: None,
+        tls: None,
     })
 }
 
@@ -106,9 +109,10 @@ pub(super) fn read_backends(w: &mut Walker<'_>, node: Option<&Node>) -> Vec<Back
         });
         let mut health_check_path = None;
         w.field(&section, "health_check_path", &mut health_check_path, |w, n, k| w.http_path(n, k).map(Some));
+        let tls = section.get("tls").and_then(|n| read_tls(w, n, &section.key("tls"), url.as_ref()));
         if let (Some(name), Some(url)) = (name, url) {
             let transport = transport.unwrap_or_else(|| BackendTransport::infer(&url));
-            backends.push(BackendConfig { name, url, weight, transport, health_check_path });
+            backends.push(BackendConfig { name, url, weight, transport, health_check_path, tls });
         }
     }
     backends
@@ -148,4 +152,37 @@ fn read_url(w: &mut Walker<'_>, node: &Node, key: &str) -> Option<http::Uri> {
             None
         }
     }
+}
+
+/// A backend's `tls` section: files must exist, `cert_file` and `key_file` come
+/// together, `server_name` is a DNS name or IP address, and the URL is `https://`.
+fn read_tls(w: &mut Walker<'_>, node: &Node, key: &str, url: Option<&http::Uri>) -> Option<BackendTls> {
+    let sec = w.section(Some(node), key, BACKEND_TLS_KEYS)?;
+    if let Some(url) = url.filter(|u| u.scheme() != Some(&http::uri::Scheme::HTTPS)) {
+        w.error(node.pos, key, format!("only applies to https:// backends, but the url is {url}"));
+    }
+    let mut tls = BackendTls::default();
+    w.field(&sec, "ca_file", &mut tls.ca_file, |w, n, k| w.existing_file(n, k).map(Some));
+    let mut cert = None;
+    let mut private_key = None;
+    w.field(&sec, "cert_file", &mut cert, |w, n, k| w.existing_file(n, k).map(Some));
+    w.field(&sec, "key_file", &mut private_key, |w, n, k| w.existing_file(n, k).map(Some));
+    for (have, missing) in [("cert_file", "key_file"), ("key_file", "cert_file")] {
+        if let (Some(n), None) = (sec.get(have), sec.get(missing)) {
+            let message = format!("{missing} is required with {have} (the client certificate and its key)");
+            w.error(n.pos, &sec.key(missing), message);
+        }
+    }
+    tls.client_cert = cert.zip(private_key);
+    w.field(&sec, "server_name", &mut tls.server_name, |w, n, k| {
+        let name = w.string(n, k)?;
+        match rustls::pki_types::ServerName::try_from(name.trim()) {
+            Ok(_) => Some(Some(name.trim().to_owned())),
+            Err(_) => {
+                w.error(n.pos, k, format!("expected a DNS name or IP address, got {name:?}"));
+                None
+            }
+        }
+    });
+    Some(tls)
 }

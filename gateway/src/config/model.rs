@@ -67,6 +67,34 @@ pub struct TlsConfig {
     pub cert_file: PathBuf,
     /// `server.tls.key_file`: private key (PKCS#8, PKCS#1 or SEC1).
     pub key_file: PathBuf,
+    /// `server.tls.client_auth`: whether clients present a certificate (default `none`).
+    pub client_auth: ClientAuth,
+    /// `server.tls.client_ca_file`: CA bundle (PEM) client certificates must chain to;
+    /// required unless `client_auth` is `none`.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// `server.tls.client_auth`: client-certificate authentication on the data listener.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No certificate is asked for.
+    #[default]
+    None,
+    /// A certificate is asked for; a valid one authenticates the caller (issuer `x509`, subject = CN).
+    Optional,
+    /// A handshake without a certificate that chains to `client_ca_file` fails.
+    Required,
+}
+
+impl ClientAuth {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Optional => "optional",
+            Self::Required => "required",
+        }
+    }
 }
 
 /// `admin.*`: the operations listener.
@@ -154,6 +182,20 @@ pub struct BackendConfig {
     pub transport: BackendTransport,
     /// `health_check_path`: optional HTTP GET path for active checks; absent = TCP connect check.
     pub health_check_path: Option<String>,
+    /// `tls`: trust and client certificate for an `https://` backend; absent = native roots, no client cert.
+    pub tls: Option<BackendTls>,
+}
+
+/// `backends[].tls.*`: TLS (optionally mutual) towards one `https://` backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendTls {
+    /// `ca_file`: PEM bundle trusted instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// `cert_file` + `key_file`: the client certificate chain and key presented to the backend.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// `server_name`: the name verified in (and sent as SNI for) the backend's certificate,
+    /// instead of the URL's host.
+    pub server_name: Option<String>,
 }
 
 /// Log output format.

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use super::backend::read_backends;
 use super::model::{
-    AdminConfig, Config, LogFormat, LoggingConfig, McpConfig, PoolConfig, RoutingConfig, ServerConfig, SessionsConfig,
-    TlsConfig,
+    AdminConfig, ClientAuth, Config, LogFormat, LoggingConfig, McpConfig, PoolConfig, RoutingConfig, ServerConfig,
+    SessionsConfig, TlsConfig,
 };
 use super::tree::{Node, Pos};
 use super::walk::{Section, Walker};
@@ -40,7 +40,7 @@ pub(super) const SERVER_KEYS: &[&str] = &[
     "tls",
 ];
 /// `server.tls.*` keys.
-pub(super) const TLS_KEYS: &[&str] = &["cert_file", "key_file"];
+pub(super) const TLS_KEYS: &[&str] = &["cert_file", "key_file", "client_auth", "client_ca_file"];
 /// `admin.*` keys.
 pub(super) const ADMIN_KEYS: &[&str] = &["host", "port"];
 /// `mcp.*` keys.
@@ -91,7 +91,8 @@ pub(super) fn build(w: &mut Walker<'_>, root: Option<&Node>) -> Config {
     cfg.backends = read_backends(w, top.get("backends"));
     logging(w, top.get("logging"), &mut cfg.logging);
     let names: Vec<&str> = cfg.backends.iter().map(|b| b.name.as_str()).collect();
-    cfg.auth = super::auth_schema::auth(w, top.get("auth"), &names);
+    let client_certs = cfg.server.tls.as_ref().is_some_and(|t| t.client_auth != ClientAuth::None);
+    cfg.auth = super::auth_schema::auth(w, top.get("auth"), &names, client_certs);
     cfg.security = super::security_schema::security(w, top.get("security"));
     cfg.xdp = super::xdp::read_xdp(w, top.get("xdp"));
     cfg
@@ -129,7 +130,7 @@ fn server(w: &mut Walker<'_>, node: Option<&Node>, s: &mut ServerConfig) -> Opti
     pos
 }
 
-/// `server.tls`: both files required and readable.
+/// `server.tls`: both files required and readable; `client_ca_file` goes with `client_auth`.
 fn tls(w: &mut Walker<'_>, node: &Node) -> Option<TlsConfig> {
     let sec = w.section(Some(node), "server.tls", TLS_KEYS)?;
     let file = |w: &mut Walker<'_>, name: &str| match sec.get(name) {
@@ -141,7 +142,37 @@ fn tls(w: &mut Walker<'_>, node: &Node) -> Option<TlsConfig> {
     };
     let cert_file = file(w, "cert_file");
     let key_file = file(w, "key_file");
-    Some(TlsConfig { cert_file: cert_file?, key_file: key_file? })
+    let mut client_auth = ClientAuth::None;
+    w.field(&sec, "client_auth", &mut client_auth, |w, n, k| {
+        let text = w.scalar(n, k, "none, optional or required")?;
+        match text.trim().to_ascii_lowercase().as_str() {
+            "none" => Some(ClientAuth::None),
+            "optional" => Some(ClientAuth::Optional),
+            "required" => Some(ClientAuth::Required),
+            _ => {
+                w.error(n.pos, k, format!("expected none, optional or required, got {text:?}"));
+                None
+            }
+        }
+    });
+    let mut client_ca_file = None;
+    w.field(&sec, "client_ca_file", &mut client_ca_file, |w, n, k| w.existing_file(n, k).map(Some));
+    match (client_auth, sec.get("client_ca_file")) {
+        (ClientAuth::None, Some(n)) => {
+            let message = "has no effect unless client_auth is optional or required";
+            w.error(n.pos, &sec.key("client_ca_file"), message);
+        }
+        (ClientAuth::Optional | ClientAuth::Required, None) => {
+            let pos = sec.get("client_auth").map_or(node.pos, |n| n.pos);
+            let message = format!(
+                "required when client_auth is {} (PEM bundle of the CAs client certificates chain to)",
+                client_auth.as_str()
+            );
+            w.error(pos, &sec.key("client_ca_file"), message);
+        }
+        _ => {}
+    }
+    Some(TlsConfig { cert_file: cert_file?, key_file: key_file?, client_auth, client_ca_file })
 }
 
 fn admin(w: &mut Walker<'_>, node: Option<&Node>, a: &mut AdminConfig) -> Option<Pos> {

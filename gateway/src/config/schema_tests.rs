@@ -54,7 +54,7 @@ fn unknown_keys_list_the_allowed_ones() {
     assert_eq!(
         got,
         ["t.yaml:4:5: backends[0].wieght: unknown key \"wieght\"; did you mean \"weight\"? \
-          (allowed: name, url, weight, transport, health_check_path)"]
+          (allowed: name, url, weight, transport, health_check_path, tls)"]
     );
 }
 
@@ -78,7 +78,8 @@ fn wrong_types() {
     let got = errors("server:\n  tls: true\n");
     assert_eq!(
         got,
-        ["t.yaml:2:8: server.tls: expected a mapping (keys: cert_file, key_file) for this section, got \"true\""]
+        ["t.yaml:2:8: server.tls: expected a mapping (keys: cert_file, key_file, client_auth, client_ca_file) \
+          for this section, got \"true\""]
     );
 }
 
@@ -287,4 +288,80 @@ fn logging_values() {
 fn nulls_mean_default() {
     let cfg = load_str("server:\n  port: ~\n  tls:\nsessions:\n  key_file: null\nbackends: ~\n", "t").unwrap();
     assert_eq!(cfg, Config::default());
+}
+
+#[test]
+fn backend_tls_sections() {
+    let dir = temp_dir("backendtls");
+    let pem = dir.join("x.pem");
+    std::fs::write(&pem, "x").unwrap();
+    let p = pem.display();
+    let yaml = format!(
+        "backends:\n  - name: a\n    url: https://h/mcp\n    tls: {{ca_file: {p}, cert_file: {p}, key_file: {p}, \
+         server_name: tools.internal}}\n  - name: b\n    url: https://h2/mcp\n"
+    );
+    let b = backends(&yaml);
+    let tls = b[0].tls.clone().unwrap();
+    assert_eq!(tls.ca_file.as_ref(), Some(&pem));
+    assert_eq!(tls.client_cert, Some((pem.clone(), pem.clone())));
+    assert_eq!(tls.server_name.as_deref(), Some("tools.internal"));
+    assert_eq!(b[1].tls, None);
+    let yaml = format!(
+        "backends:\n  - name: a\n    url: http://h/mcp\n    tls:\n      cert_file: {p}\n      server_name: \"not a name\"\n      \
+         ca_file: /nonexistent/ca.pem\n      cipher: x\n"
+    );
+    assert_eq!(
+        errors(&yaml),
+        [
+            "t.yaml:5:7: backends[0].tls: only applies to https:// backends, but the url is http://h/mcp",
+            "t.yaml:5:18: backends[0].tls.key_file: key_file is required with cert_file (the client certificate and its \
+             key)",
+            "t.yaml:6:20: backends[0].tls.server_name: expected a DNS name or IP address, got \"not a name\"",
+            "t.yaml:7:16: backends[0].tls.ca_file: file not found: /nonexistent/ca.pem",
+            "t.yaml:8:7: backends[0].tls.cipher: unknown key \"cipher\" (allowed: ca_file, cert_file, key_file, \
+             server_name)",
+        ]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn listener_client_auth() {
+    let dir = temp_dir("clientauth");
+    let pem = dir.join("x.pem");
+    std::fs::write(&pem, "x").unwrap();
+    let p = pem.display();
+    let tls = format!("server:\n  tls:\n    cert_file: {p}\n    key_file: {p}\n");
+    let cfg = load_str(&tls, "t").unwrap();
+    let t = cfg.server.tls.unwrap();
+    assert_eq!((t.client_auth, t.client_ca_file), (ClientAuth::None, None));
+    let cfg = load_str(&format!("{tls}    client_auth: Optional\n    client_ca_file: {p}\n"), "t").unwrap();
+    let t = cfg.server.tls.unwrap();
+    assert_eq!((t.client_auth, t.client_ca_file), (ClientAuth::Optional, Some(pem.clone())));
+    assert_eq!(
+        errors(&format!("{tls}    client_auth: required\n")),
+        ["t.yaml:5:18: server.tls.client_ca_file: required when client_auth is required (PEM bundle of the CAs \
+          client certificates chain to)"]
+    );
+    assert_eq!(
+        errors(&format!("{tls}    client_auth: always\n")),
+        ["t.yaml:5:18: server.tls.client_auth: expected none, optional or required, got \"always\""]
+    );
+    assert_eq!(
+        errors(&format!("{tls}    client_ca_file: {p}\n")),
+        ["t.yaml:5:21: server.tls.client_ca_file: has no effect unless client_auth is optional or required"]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn trusted_proxies() {
+    let cfg = load_str("security:\n  trusted_proxies: [10.0.0.0/8, \"2001:db8::/32\", 192.0.2.7]\n", "t").unwrap();
+    let shown: Vec<String> = cfg.security.trusted_proxies.iter().map(ToString::to_string).collect();
+    assert_eq!(shown, ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7/32"]);
+    assert!(load_str("security: {}\n", "t").unwrap().security.trusted_proxies.is_empty());
+    assert_eq!(
+        errors("security:\n  trusted_proxies: [10.0.0.1/8]\n"),
+        ["t.yaml:2:20: security.trusted_proxies: \"10.0.0.1/8\" has host bits set; did you mean 10.0.0.0/8?"]
+    );
 }

@@ -1,5 +1,5 @@
 //! The `security:` section of `gateway.yaml` (Origin allow-list, admin token,
-//! rate limits, request limits), walked into [`SecurityConfig`].
+//! rate limits, request limits, trusted proxies), walked into [`SecurityConfig`].
 
 use super::auth::{Limits, RateLimit, SecurityConfig};
 use super::auth_schema::{check_secret, strings};
@@ -7,7 +7,8 @@ use super::tree::Node;
 use super::walk::{Section, Walker};
 
 /// `security.*` keys.
-pub(super) const SECURITY_KEYS: &[&str] = &["allowed_origins", "admin_token_file", "rate_limit", "limits"];
+pub(super) const SECURITY_KEYS: &[&str] =
+    &["allowed_origins", "admin_token_file", "rate_limit", "limits", "trusted_proxies"];
 /// `security.rate_limit.*` keys.
 pub(super) const RATE_LIMIT_KEYS: &[&str] = &["per_ip", "per_principal"];
 /// `security.rate_limit.per_*` keys.
@@ -47,6 +48,17 @@ pub(super) fn security(w: &mut Walker<'_>, node: Option<&Node>) -> SecurityConfi
     if let Some(l) = w.section(sec.get("limits"), "security.limits", LIMIT_KEYS) {
         limits(w, &l, &mut s.limits);
     }
+    w.field(&sec, "trusted_proxies", &mut s.trusted_proxies, |w, n, k| {
+        let list = strings(w, n, k)?;
+        let mut out = Vec::with_capacity(list.len());
+        for text in &list {
+            match super::xdp::parse_cidr(text) {
+                Ok(cidr) => out.push(cidr),
+                Err(message) => w.error(n.pos, k, message),
+            }
+        }
+        (out.len() == list.len()).then_some(out)
+    });
     s
 }
 

@@ -1,5 +1,6 @@
 //! A backend MCP server as the data path sees it: its address, its health,
-//! how busy it is, and its connection budget.
+//! how busy it is, its connection budget, and its own upstream client when
+//! it has a `tls:` section.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +10,9 @@ use http::uri::{Authority, Scheme};
 use prometheus::IntGauge;
 use tokio::sync::Semaphore;
 
+use super::client::{self, UpstreamClient};
 use crate::config::{BackendConfig, BackendTransport, Config};
+use crate::http::tls::TlsError;
 use crate::telemetry::Metrics;
 
 /// One upstream MCP server.
@@ -37,10 +40,12 @@ pub struct Backend {
     pub permits: Arc<Semaphore>,
     healthy_gauge: IntGauge,
     outstanding_gauge: IntGauge,
+    /// Its own client (`tls:` section: CA, client certificate, server name); `None` = the shared one.
+    client: Option<UpstreamClient>,
 }
 
 impl Backend {
-    fn new(cfg: &BackendConfig, max_conns: usize, metrics: &Metrics) -> Self {
+    fn new(cfg: &BackendConfig, max_conns: usize, metrics: &Metrics, client: Option<UpstreamClient>) -> Self {
         let scheme = cfg.url.scheme().cloned().unwrap_or(Scheme::HTTP);
         let authority = cfg.url.authority().cloned().unwrap_or_else(|| Authority::from_static("localhost"));
         let healthy_gauge = metrics.backend_healthy.with_label_values(&[&cfg.name]);
@@ -62,7 +67,13 @@ impl Backend {
             permits: Arc::new(Semaphore::new(max_conns)),
             healthy_gauge,
             outstanding_gauge,
+            client,
         }
+    }
+
+    /// The client to reach this backend with: its own, else `shared`.
+    pub fn client<'a>(&'a self, shared: &'a UpstreamClient) -> &'a UpstreamClient {
+        self.client.as_ref().unwrap_or(shared)
     }
 
     /// Current health verdict.
@@ -138,15 +149,26 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// Build from config.
-    pub fn new(config: &Config, metrics: &Metrics) -> Self {
-        let all: Vec<Arc<Backend>> = config
-            .backends
-            .iter()
-            .map(|b| Arc::new(Backend::new(b, config.connection_pool.max_conns_per_host, metrics)))
-            .collect();
+    /// Build from config; backends with a `tls:` section get their own client
+    /// (their PEM files are read now).
+    pub fn build(config: &Config, metrics: &Metrics) -> Result<Self, TlsError> {
+        let pool = &config.connection_pool;
+        let mut all = Vec::with_capacity(config.backends.len());
+        for b in &config.backends {
+            let own = client::for_backend(pool, b)?;
+            all.push(Arc::new(Backend::new(b, pool.max_conns_per_host, metrics, own)));
+        }
         let by_name = all.iter().map(|b| (Arc::clone(&b.name), Arc::clone(b))).collect();
-        Self { all, by_name }
+        Ok(Self { all, by_name })
+    }
+
+    /// Build from a config whose backends have no `tls:` section (tests).
+    #[cfg(test)]
+    pub fn new(config: &Config, metrics: &Metrics) -> Self {
+        match Self::build(config, metrics) {
+            Ok(b) => b,
+            Err(e) => panic!("test backends need no TLS files: {e}"),
+        }
     }
 
     /// Look one up by name (from a session token).

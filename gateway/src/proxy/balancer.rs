@@ -109,6 +109,7 @@ mod tests {
                 url,
                 weight: *weight,
                 health_check_path: None,
+                tls: None,
             });
         }
         Backends::new(&cfg, &Metrics::new())

@@ -1,14 +1,21 @@
-//! The upstream HTTP client: one pooled hyper client shared by all backends
-//! (the pool is keyed by scheme + authority, so each backend gets its own
-//! idle set), HTTP/1.1 to plain backends and HTTP/2 where TLS ALPN offers it.
+//! The upstream HTTP clients: pooled hyper clients (the pool is keyed by
+//! scheme + authority, so each backend gets its own idle set), HTTP/1.1 to
+//! plain backends and HTTP/2 where TLS ALPN offers it.
+//!
+//! Backends without a `tls:` section share one default client that trusts the
+//! system roots. A backend with one gets its own client ([`for_backend`]), so
+//! its CA bundle, client certificate (mTLS) and server-name override apply to
+//! it alone.
 
 use http_body_util::Full;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::config::PoolConfig;
+use super::upstream_tls;
+use crate::config::{BackendConfig, PoolConfig};
+use crate::http::tls::TlsError;
 
 /// Request body type sent upstream: the gateway has already read the body
 /// (it must parse the envelope), so it is always whole.
@@ -17,13 +24,28 @@ pub type UpstreamBody = Full<bytes::Bytes>;
 /// The pooled client.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
 
-/// Build the client from `connection_pool.*`.
-pub fn build(cfg: &PoolConfig) -> UpstreamClient {
+fn connector(cfg: &PoolConfig) -> HttpConnector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(cfg.connect_timeout));
     http.set_keepalive(Some(std::time::Duration::from_secs(60)));
+    http
+}
+
+fn pooled(cfg: &PoolConfig, https: HttpsConnector<HttpConnector>) -> UpstreamClient {
+    let idle = if cfg.enabled { cfg.max_idle_conns } else { 0 };
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(cfg.idle_timeout)
+        .pool_max_idle_per_host(idle)
+        .build(https)
+}
+
+/// Build the default client (system roots, no client certificate) from `connection_pool.*`.
+pub fn build(cfg: &PoolConfig) -> UpstreamClient {
+    let http = connector(cfg);
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let builder = HttpsConnectorBuilder::new();
     let https = match builder.with_provider_and_native_roots(provider.clone()) {
@@ -44,11 +66,23 @@ pub fn build(cfg: &PoolConfig) -> UpstreamClient {
             }
         }
     };
-    let idle = if cfg.enabled { cfg.max_idle_conns } else { 0 };
-    Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(cfg.idle_timeout)
-        .pool_max_idle_per_host(idle)
-        .build(https)
+    pooled(cfg, https)
+}
+
+/// The client of one backend: its own (for a `tls:` section) or `None` to use the default one.
+pub fn for_backend(cfg: &PoolConfig, backend: &BackendConfig) -> Result<Option<UpstreamClient>, TlsError> {
+    let Some(tls) = &backend.tls else { return Ok(None) };
+    let wrap = |source| TlsError::Backend { backend: backend.name.clone(), source: Box::new(source) };
+    let config = upstream_tls::client_config(tls).map_err(wrap)?;
+    let builder = HttpsConnectorBuilder::new().with_tls_config(config).https_or_http();
+    let builder = match &tls.server_name {
+        Some(name) => {
+            let invalid =
+                |_| wrap(rustls::Error::General(format!("server_name {name:?} is not a DNS name or IP")).into());
+            let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(invalid)?;
+            builder.with_server_name_resolver(FixedServerNameResolver::new(name))
+        }
+        None => builder,
+    };
+    Ok(Some(pooled(cfg, builder.enable_http1().enable_http2().wrap_connector(connector(cfg)))))
 }

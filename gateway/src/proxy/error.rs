@@ -1,10 +1,14 @@
 //! Every way the gateway itself answers a request instead of the backend,
 //! kept apart by who is at fault (client, session, backend, gateway), and
 //! mapped in one exhaustive `match` to an HTTP status and a JSON-RPC error.
+//! Backend failures also carry a short `cause` (the innermost error: "Connection
+//! refused", a TLS alert, "connection reset") in the error's `data`, so a 502 says why.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::StatusCode;
+use serde_json::value::RawValue;
 
 use crate::auth::AuthError;
 use crate::auth::limits::LimitError;
@@ -289,5 +293,137 @@ impl GatewayError {
             src = s.source();
         }
         msg
+    }
+
+    /// Why a backend exchange failed, for `data.cause` and the log: the innermost source
+    /// error's text (at most [`MAX_CAUSE`] characters, control characters replaced).
+    /// Only for `connect_error`, `upstream_error` and `upstream_timeout`. Transport errors
+    /// name no headers or bodies, so nothing of the request or the credentials leaks.
+    pub fn cause(&self) -> Option<String> {
+        match self {
+            Self::Connect { source, .. } | Self::Upstream { source, .. } => {
+                let mut inner: &dyn std::error::Error = source;
+                while let Some(next) = inner.source() {
+                    inner = next;
+                }
+                Some(short(&inner.to_string()))
+            }
+            Self::UpstreamTimeout(_) => Some("no response headers within connection_pool.request_timeout".into()),
+            _ => None,
+        }
+    }
+
+    /// The JSON-RPC error object the gateway answers with (`id` is the request's, if known):
+    /// `data` has `reason`, `source` and, for backend failures, `cause`.
+    pub fn body(&self, id: Option<&RawValue>) -> Bytes {
+        let (code, message, reason) = (self.jsonrpc_code(), self.message(), self.reason());
+        let Some(cause) = self.cause() else {
+            return crate::mcp::envelope::error_body(id, code, &message, reason);
+        };
+        // Serializing a `&str` cannot fail.
+        let quote = |text: &str| serde_json::to_string(text).unwrap_or_default();
+        let id = id.map_or("null", RawValue::get);
+        let (message, reason, cause) = (quote(&message), quote(reason), quote(&cause));
+        Bytes::from(format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{message},"data":{{"reason":{reason},"source":"mcp-gateway","cause":{cause}}}}}}}"#
+        ))
+    }
+}
+
+/// Longest `data.cause`, in characters.
+pub const MAX_CAUSE: usize = 200;
+
+/// `text` on one line, cut to [`MAX_CAUSE`] characters (an ellipsis marks the cut).
+fn short(text: &str) -> String {
+    let mut out: String = text.chars().take(MAX_CAUSE).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if text.chars().nth(MAX_CAUSE).is_some() {
+        out.pop();
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use http_body_util::Full;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+
+    /// A real client error: a request to `url` through a plain HTTP connector.
+    async fn client_error(url: &str) -> hyper_util::client::legacy::Error {
+        let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let req = http::Request::post(url).body(Full::new(Bytes::from_static(b"{}"))).unwrap();
+        client.request(req).await.unwrap_err()
+    }
+
+    fn parse(body: &Bytes) -> serde_json::Value {
+        serde_json::from_slice(body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn connect_error_body_names_the_cause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let source = client_error(&format!("http://127.0.0.1:{port}/mcp")).await;
+        assert!(source.is_connect(), "{source:?}");
+        let e = GatewayError::Connect { backend: "dead".into(), source };
+        let cause = e.cause().unwrap();
+        assert!(cause.to_lowercase().contains("refused"), "{cause}");
+        let id = RawValue::from_string("7".into()).unwrap();
+        let body = parse(&e.body(Some(&id)));
+        assert_eq!(body["id"], 7);
+        assert_eq!(body["error"]["code"], -32603);
+        assert_eq!(body["error"]["data"]["reason"], "connect_error");
+        assert_eq!(body["error"]["data"]["source"], "mcp-gateway");
+        assert_eq!(body["error"]["data"]["cause"], cause.as_str());
+        assert!(body["error"]["message"].as_str().unwrap().starts_with("backend dead unreachable"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn reset_after_connect_is_an_upstream_error_with_its_cause() {
+        // A backend that accepts, reads the request, then closes without answering.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
+        });
+        let source = client_error(&format!("http://{addr}/mcp")).await;
+        server.await.unwrap();
+        assert!(!source.is_connect(), "{source:?}");
+        let e = GatewayError::Upstream { backend: "flaky".into(), source };
+        let cause = e.cause().unwrap();
+        assert!(!cause.is_empty() && !cause.contains("backend flaky"), "{cause}");
+        let body = parse(&e.body(None));
+        assert_eq!(body["id"], serde_json::Value::Null);
+        assert_eq!(body["error"]["data"]["reason"], "upstream_error");
+        assert_eq!(body["error"]["data"]["cause"], cause.as_str());
+    }
+
+    #[test]
+    fn timeouts_have_a_cause_and_client_faults_do_not() {
+        let t = GatewayError::UpstreamTimeout("slow".into());
+        assert!(t.cause().unwrap().contains("request_timeout"));
+        assert_eq!(parse(&t.body(None))["error"]["data"]["reason"], "upstream_timeout");
+        for e in [GatewayError::NotFound, GatewayError::NoHealthyBackend, GatewayError::Parse("x".into())] {
+            assert_eq!(e.cause(), None);
+            let body = parse(&e.body(None));
+            assert!(body["error"]["data"].get("cause").is_none(), "{body}");
+            assert_eq!(body["error"]["data"]["reason"], e.reason());
+        }
+    }
+
+    #[test]
+    fn causes_are_short_and_on_one_line() {
+        assert_eq!(short("Connection refused (os error 111)"), "Connection refused (os error 111)");
+        assert_eq!(short("a\r\nb\tc"), "a  b c");
+        let long = "é".repeat(MAX_CAUSE + 50);
+        let cut = short(&long);
+        assert_eq!(cut.chars().count(), MAX_CAUSE);
+        assert!(cut.ends_with('…'));
+        assert_eq!(short(&"x".repeat(MAX_CAUSE)), "x".repeat(MAX_CAUSE));
     }
 }

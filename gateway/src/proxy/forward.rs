@@ -88,7 +88,8 @@ pub async fn send(
     };
     let lease = Lease { _permit: permit, _in_flight: backend.begin() };
     let deadline = Instant::now() + up.pool.request_timeout;
-    let pending = Pending { fut: Some(Box::pin(up.client.request(req))), lease: Some(lease), on_gone, deadline };
+    let fut = Some(Box::pin(backend.client(up.client).request(req)));
+    let pending = Pending { fut, lease: Some(lease), on_gone, deadline };
     let result = tokio::time::timeout_at(deadline, pending).await;
     let (resp, lease) = match result {
         Err(_) => {

@@ -52,7 +52,7 @@ pub async fn check(backend: &Backend, client: &UpstreamClient, timeout: Duration
             Some(path) => {
                 let uri = backend.uri_for(path).map_err(CheckError::Uri)?;
                 let req = Request::get(uri).body(Full::default()).map_err(CheckError::Uri)?;
-                let resp = client.request(req).await.map_err(CheckError::Http)?;
+                let resp = backend.client(client).request(req).await.map_err(CheckError::Http)?;
                 if resp.status().is_success() { Ok(()) } else { Err(CheckError::Status(resp.status())) }
             }
         }

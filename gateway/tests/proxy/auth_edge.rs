@@ -1,7 +1,7 @@
 //! Edge protections through the gateway: rate limits (429 + Retry-After),
 //! Origin (403), MCP authorization discovery (RFC 9728 metadata, scope
 //! challenges), request limits (431, 400, 413) with the process still serving,
-//! and the admin token.
+//! the admin token, and client IPs behind trusted proxies.
 
 use serde_json::{Value, json};
 
@@ -215,6 +215,55 @@ async fn connections_beyond_the_cap_wait_in_the_backlog() {
         drop(first);
         let resp = post(&client(), &gw.mcp, &initialize(), None).send().await.unwrap();
         assert_eq!(resp.status(), 200);
+    })
+    .await;
+}
+
+/// `security.trusted_proxies`: from a trusted peer the client is the right-most
+/// untrusted `X-Forwarded-For` address (per-IP limit, forwarded chain); from any
+/// other peer the client's `X-Forwarded-For` is ignored and dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxies_name_the_client() {
+    async fn whoami_xff(c: &reqwest::Client, url: &str, xff: &str) -> (String, reqwest::StatusCode) {
+        let with = |b: reqwest::RequestBuilder| b.header("x-forwarded-for", xff);
+        let resp = with(post(c, url, &initialize(), None)).send().await.unwrap();
+        let sid = resp.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        assert_eq!(with(post(c, url, &note, Some(&sid))).send().await.unwrap().status(), 202);
+        let resp = with(post(c, url, &call(3, "whoami", json!({})), Some(&sid))).send().await.unwrap();
+        let me: Value =
+            serde_json::from_str(crate::common::rpc::tool_text(&crate::common::rpc::response_message(resp).await))
+                .unwrap();
+        let fourth = with(post(c, url, &initialize(), None)).send().await.unwrap();
+        (me["headers"]["x-forwarded-for"].as_str().unwrap().to_owned(), fourth.status())
+    }
+    bounded(async {
+        let demo = Demo::start("a").await;
+        let keys = KeyFile::new(&[key(66)]);
+        let c = client();
+        let limit = "  rate_limit:\n    per_ip: {rate: 0.2, burst: 4}\n";
+
+        // The test client (127.0.0.1) is a trusted proxy.
+        let trusted = format!("security:\n  trusted_proxies: [127.0.0.0/8, 10.0.0.0/8]\n{limit}");
+        let gw = start(&Setup::new(&keys).backend("a", &demo.url), &trusted).await;
+        // Spoofed entries left of the client are cut; trusted hops stay; the peer is appended.
+        let (seen, fourth) = whoami_xff(&c, &gw.mcp, "6.6.6.6, 203.0.113.1, 10.1.1.1").await;
+        assert_eq!(seen, "203.0.113.1, 10.1.1.1, 127.0.0.1");
+        assert_eq!(fourth, 200, "the fourth request of 203.0.113.1 is within its burst");
+        let limited = post(&c, &gw.mcp, &initialize(), None).header("x-forwarded-for", "203.0.113.1").send().await;
+        expect_429(limited.unwrap(), "ip").await;
+        // Another client behind the same proxy has its own bucket.
+        let other = post(&c, &gw.mcp, &initialize(), None).header("x-forwarded-for", "203.0.113.2").send().await;
+        assert_eq!(other.unwrap().status(), 200);
+
+        // The test client is not trusted: its X-Forwarded-For counts for nothing.
+        let untrusted = format!("security:\n  trusted_proxies: [10.0.0.0/8]\n{limit}");
+        let gw = start(&Setup::new(&keys).backend("a", &demo.url), &untrusted).await;
+        let (seen, fourth) = whoami_xff(&c, &gw.mcp, "203.0.113.1").await;
+        assert_eq!(seen, "127.0.0.1", "a client's own X-Forwarded-For is dropped");
+        assert_eq!(fourth, 200);
+        let other = post(&c, &gw.mcp, &initialize(), None).header("x-forwarded-for", "203.0.113.2").send().await;
+        expect_429(other.unwrap(), "ip").await;
     })
     .await;
 }

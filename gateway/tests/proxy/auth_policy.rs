@@ -1,6 +1,7 @@
 //! Authorization through the gateway: sessions bound to their principal, no
 //! token passthrough (and the per-backend credential instead), per-tool policy
-//! on `tools/list` (JSON and SSE) and `tools/call`, and API keys.
+//! on `tools/list` (JSON and SSE) and `tools/call`, the same for resources and
+//! prompts, and API keys.
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -159,6 +160,72 @@ async fn api_keys_are_an_alternative_credential() {
             .await
             .unwrap();
         expect_gw_error(resp, 404, -32001, "principal_mismatch").await;
+    })
+    .await;
+}
+
+/// Resources and prompts are gated once a rule names them: the same 403 before the
+/// backend for `resources/read`, `resources/subscribe`, `resources/unsubscribe` and
+/// `prompts/get`, and filtered `resources/list`, `resources/templates/list` and
+/// `prompts/list` answers, in JSON and in SSE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_and_prompt_policy_in_json_and_sse() {
+    use crate::auth_backend::TinyBackend;
+    let policy = "  policy:\n    - resources: [\"file:///docs/*\"]\n      prompts: [summarize]\n";
+    let rpc =
+        |id: u64, method: &str, params: Value| json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    let items = |msg: &Value, member: &str, field: &str| -> Vec<String> {
+        let list = msg["result"][member].as_array().unwrap_or_else(|| panic!("no {member}: {msg}"));
+        list.iter().map(|i| i[field].as_str().unwrap().to_owned()).collect()
+    };
+    bounded(async {
+        for sse in [false, true] {
+            let backend = TinyBackend::plain(sse).await;
+            let keys = KeyFile::new(&[key(54)]);
+            let secrets = Secrets::create();
+            let setup = Setup::new(&keys).backend("a", &format!("http://{}/mcp", backend.addr));
+            let gw = start(&setup, &auth_yaml(&secrets, None, policy)).await;
+            let c = client();
+            let user = token("user", "mcp");
+            let sid = open_session_as(&c, &gw.mcp, &user).await;
+            let send = |body: Value| post(&c, &gw.mcp, &body, Some(&sid)).bearer_auth(&user).send();
+
+            let msg = response_message(send(rpc(1, "resources/list", json!({}))).await.unwrap()).await;
+            assert_eq!(items(&msg, "resources", "uri"), ["file:///docs/a.md"], "sse={sse}");
+            let msg = response_message(send(rpc(2, "resources/templates/list", json!({}))).await.unwrap()).await;
+            assert_eq!(items(&msg, "resourceTemplates", "uriTemplate"), ["file:///docs/{name}"], "sse={sse}");
+            let msg = response_message(send(rpc(3, "prompts/list", json!({}))).await.unwrap()).await;
+            assert_eq!(items(&msg, "prompts", "name"), ["summarize"], "sse={sse}");
+
+            let secret = json!({"uri": "file:///secret/key"});
+            for (id, method) in [(4, "resources/read"), (5, "resources/subscribe"), (6, "resources/unsubscribe")] {
+                let resp = send(rpc(id, method, secret.clone())).await.unwrap();
+                let body = expect_gw_error(resp, 403, -32011, "resource_forbidden").await;
+                assert_eq!(body["id"], id, "{method}");
+            }
+            let resp = send(rpc(7, "prompts/get", json!({"name": "leak"}))).await.unwrap();
+            expect_gw_error(resp, 403, -32011, "prompt_forbidden").await;
+            // Allowed ones reach the backend.
+            let msg =
+                response_message(send(rpc(8, "resources/read", json!({"uri": "file:///docs/a.md"}))).await.unwrap())
+                    .await;
+            assert_eq!(msg["result"]["contents"][0]["text"], "content");
+            let msg = response_message(
+                send(rpc(9, "resources/subscribe", json!({"uri": "file:///docs/a.md"}))).await.unwrap(),
+            )
+            .await;
+            assert!(msg["result"].is_object(), "{msg}");
+            let msg = response_message(send(rpc(10, "prompts/get", json!({"name": "summarize"}))).await.unwrap()).await;
+            assert!(msg["result"]["messages"].is_array(), "{msg}");
+
+            let seen = backend.seen();
+            assert_eq!(seen.iter().filter(|m| *m == "resources/read").count(), 1, "{seen:?}");
+            assert_eq!(seen.iter().filter(|m| *m == "resources/subscribe").count(), 1, "{seen:?}");
+            assert!(!seen.iter().any(|m| m == "resources/unsubscribe"), "{seen:?}");
+            assert_eq!(seen.iter().filter(|m| *m == "prompts/get").count(), 1, "{seen:?}");
+            assert_eq!(gw.metric("mcp_policy_denials_total{kind=\"resource\"}").await, Some(3.0));
+            assert_eq!(gw.metric("mcp_policy_denials_total{kind=\"prompt\"}").await, Some(1.0));
+        }
     })
     .await;
 }
