@@ -109,7 +109,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         }
     };
     let metrics = Arc::new(Metrics::new());
-    let backends = Backends::new(&config, &metrics);
+    let backends = Backends::build(&config, &metrics)?;
     if backends.all().is_empty() {
         tracing::warn!("no backends configured: every MCP request will get 503 (add --backend NAME=URL)");
     }
@@ -162,6 +162,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         tcp_keepalive: cfg.server.tcp_keepalive,
         shutdown_timeout: cfg.server.shutdown_timeout,
         limits: cfg.security.limits.clone(),
+        trusted_proxies: server::TrustedProxies::new(&cfg.security.trusted_proxies),
     };
     let mut tasks = JoinSet::new();
     let handler_state = Arc::clone(&shared);
@@ -188,6 +189,13 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     // After both listeners are bound, so the data port is known even when configured
     // as 0. A data plane that cannot start leaves the gateway userspace-only.
     let data_plane = crate::ebpf::start(&shared.config.xdp, &[data_addr.port()], &shared.metrics);
+    // Peer node checks: a dead node leaves the Maglev table, only its clients move.
+    let (xdp, port, metrics) = (&shared.config.xdp, data_addr.port(), &shared.metrics);
+    if let Some(watch) =
+        data_plane.as_ref().and_then(|plane| crate::ebpf::watch_nodes(plane, xdp, port, metrics, shared.drain.clone()))
+    {
+        tasks.spawn(watch);
+    }
 
     tracing::info!(
         %data_addr, %admin_addr,
@@ -229,6 +237,17 @@ impl RunningGateway {
     /// The XDP data plane, if it is running (`mcp_ebpf_mode 1`).
     pub fn data_plane(&self) -> Option<&Arc<crate::ebpf::DataPlane>> {
         self.data_plane.as_ref()
+    }
+
+    /// Applies a changed `xdp:` section to the running data plane without
+    /// reloading the program: ports, blocklist, rate limits and the node list
+    /// (the node checks follow it from their next round; nodes keep their
+    /// liveness by name). Interfaces, mode, pin path and `xdp.health` change only
+    /// with a restart. `Ok(false)` when no data plane runs.
+    pub fn reload_xdp(&self, xdp: &crate::config::XdpConfig) -> Result<bool, crate::ebpf::EbpfError> {
+        let Some(plane) = &self.data_plane else { return Ok(false) };
+        plane.reconfigure(xdp, &[self.data_addr.port()])?;
+        Ok(true)
     }
 
     /// The metrics registry (tests read counters directly).

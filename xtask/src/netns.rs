@@ -12,8 +12,14 @@
 //! - after the gateway is killed (SIGKILL), no XDP program is left on the interface
 //!   (bpf_link attach: a crash never leaves traffic blackholed).
 //!
-//! Then two nodes behind ECMP (`netns_cluster.rs`): every flow of a client IP
-//! reaches its owner node, whichever node it enters.
+//! With `xdp.pin_path` (generic mode): the pinned link keeps the program running
+//! after a SIGKILL (a blocked source is still dropped, and counted in the pinned
+//! counters), the restarted gateway swaps its own program into the link, and
+//! removing the pins detaches it.
+//!
+//! Then three nodes behind ECMP (`netns_cluster.rs`): every flow of a client IP
+//! reaches its owner node, whichever node it enters, and removing a node re-pins
+//! only its clients.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -170,8 +176,70 @@ fn initialize(topo: &Topology, source: &str) -> anyhow::Result<Option<(u16, bool
 }
 
 fn xdp_attached(topo: &Topology) -> anyhow::Result<bool> {
+    Ok(xdp_program(topo)?.is_some())
+}
+
+/// The id of the XDP program on the node's interface, if one is attached.
+fn xdp_program(topo: &Topology) -> anyhow::Result<Option<u32>> {
     let out = capture(Command::new("ip").args(["-n", &topo.node, "-d", "link", "show", &topo.node_if]))?;
-    Ok(String::from_utf8_lossy(&out.stdout).contains("prog/xdp"))
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(rest) = text.split("prog/xdp").nth(1) else { return Ok(None) };
+    let mut words = rest.split_whitespace().skip_while(|w| *w != "id");
+    Ok(Some(words.nth(1).and_then(|id| id.parse().ok()).with_context(|| format!("no program id in: {text}"))?))
+}
+
+/// A bpffs of its own (`ip netns exec` remounts /sys, hiding /sys/fs/bpf from
+/// the gateway), unmounted on drop: that removes the pins, and removing a pinned
+/// link detaches its program.
+struct Bpffs(PathBuf);
+
+impl Bpffs {
+    fn mount() -> anyhow::Result<Self> {
+        let dir = PathBuf::from(format!("/run/mcpgw-bpffs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let fs = Self(dir);
+        let out = capture(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&fs.0))?;
+        ensure!(out.status.success(), "mount -t bpf: {}", String::from_utf8_lossy(&out.stderr).trim());
+        Ok(fs)
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0.join("gw"));
+        let _ = Command::new("umount").arg(&self.0).stderr(Stdio::null()).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// `xdp.pin_path`: the program outlives a killed gateway (and still sheds), and
+/// the next gateway swaps its own program into the pinned link.
+fn pinned_restart(topo: &Topology, bin_dir: &Path) -> anyhow::Result<()> {
+    let pins = Bpffs::mount()?;
+    let cfg = config_with(bin_dir, topo, "generic", &format!("  pin_path: {}\n", pins.0.join("gw").display()))?;
+    let first = start_gateway(topo, bin_dir, &cfg, "netns-pinned-1.log")?;
+    let before = xdp_program(topo)?.context("no XDP program after start")?;
+    drop(first);
+    let after_kill = xdp_program(topo)?;
+    ensure!(after_kill == Some(before), "[pinned] program {before} gone after SIGKILL: {after_kill:?}");
+    let (sent, replies) = ping(topo, BLOCKED_IP)?;
+    ensure!(replies == 0, "[pinned] {replies} replies to the blocked source while no gateway ran");
+    let second = start_gateway(topo, bin_dir, &cfg, "netns-pinned-2.log")?;
+    let now = xdp_program(topo)?.context("no XDP program after restart")?;
+    ensure!(now != before, "[pinned] the restarted gateway did not swap its program in (still {before})");
+    let series = r#"mcp_xdp_packets_total{action="drop",reason="blocked"}"#;
+    let counted = sample(&metrics(topo)?, series);
+    ensure!(counted == u64::from(sent), "[pinned] {counted} drops counted across the restart, {sent} sent");
+    let good = initialize(topo, CLIENT_IP)?;
+    ensure!(good == Some((200, true)), "[pinned] initialize after the restart gave {good:?}");
+    drop(second);
+    drop(pins);
+    ensure!(!xdp_attached(topo)?, "[pinned] XDP program left after its pin was removed");
+    step!(
+        "netns [pinned] ok: program {before} kept running while no gateway ran ({sent} pings dropped, counted \
+         after restart); the restarted gateway swapped in program {now}; unpinned = detached"
+    );
+    Ok(())
 }
 
 fn wait_ready(topo: &Topology, gateway: &mut Guard) -> anyhow::Result<()> {
@@ -195,11 +263,16 @@ fn wait_ready_in(ns: &str, gateway: &mut Guard) -> anyhow::Result<()> {
 }
 
 fn config(dir: &Path, topo: &Topology, mode: &str) -> anyhow::Result<PathBuf> {
+    config_with(dir, topo, mode, "")
+}
+
+/// The node's config in `mode`, with `extra` lines appended to the `xdp:` section.
+fn config_with(dir: &Path, topo: &Topology, mode: &str, extra: &str) -> anyhow::Result<PathBuf> {
     let yaml = format!(
         "server: {{host: 0.0.0.0, port: 8443}}\nadmin: {{host: 127.0.0.1, port: 9090}}\n\
          backends: [{{name: demo, url: \"http://127.0.0.1:3001/mcp\"}}]\n\
          xdp:\n  enabled: true\n  interfaces: [{}]\n  mode: {mode}\n  blocklist: [{BLOCKED_IP}/32]\n  \
-         blocklist_all_ports: true\n  syn_rate: 0\n",
+         blocklist_all_ports: true\n  syn_rate: 0\n{extra}",
         topo.node_if
     );
     let path = dir.join(format!("netns-{mode}.yaml"));
@@ -207,14 +280,14 @@ fn config(dir: &Path, topo: &Topology, mode: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// One attach mode: start the gateway, check verdicts and counts, kill it.
-fn scenario(topo: &Topology, bin_dir: &Path, mode: &str) -> anyhow::Result<()> {
-    let cfg = config(bin_dir, topo, mode)?;
-    let log = std::fs::File::create(bin_dir.join(format!("netns-{mode}.log")))?;
+/// Starts the gateway in the node namespace with `cfg`, logging to `log`; returns
+/// once it reports `mcp_ebpf_mode 1`.
+fn start_gateway(topo: &Topology, bin_dir: &Path, cfg: &Path, log: &str) -> anyhow::Result<Guard> {
+    let log = std::fs::File::create(bin_dir.join(log))?;
     let mut gateway = Guard(
         Topology::exec(&topo.node, bin_dir.join("mcp-gateway"))
             .args(["run", "--config"])
-            .arg(&cfg)
+            .arg(cfg)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -222,6 +295,13 @@ fn scenario(topo: &Topology, bin_dir: &Path, mode: &str) -> anyhow::Result<()> {
             .context("starting mcp-gateway in the node namespace")?,
     );
     wait_ready(topo, &mut gateway)?;
+    Ok(gateway)
+}
+
+/// One attach mode: start the gateway, check verdicts and counts, kill it.
+fn scenario(topo: &Topology, bin_dir: &Path, mode: &str) -> anyhow::Result<()> {
+    let cfg = config(bin_dir, topo, mode)?;
+    let gateway = start_gateway(topo, bin_dir, &cfg, &format!("netns-{mode}.log"))?;
     let m = metrics(topo)?;
     ensure!(sample(&m, "mcp_ebpf_mode") == 1, "[{mode}] XDP did not attach (see netns-{mode}.log):\n{m}");
     ensure!(xdp_attached(topo)?, "[{mode}] no XDP program on {}", topo.node_if);
@@ -287,6 +367,7 @@ pub fn netns(bin_dir: &Path) -> anyhow::Result<()> {
     for mode in ["driver", "generic"] {
         scenario(&topo, bin_dir, mode)?;
     }
+    pinned_restart(&topo, bin_dir)?;
     drop(server);
     drop(topo);
     cluster::scenario(bin_dir)?;

@@ -1,31 +1,46 @@
-//! Two gateway nodes behind ECMP: every flow of a client IP reaches its owner node,
-//! whichever node it enters.
+//! Three gateway nodes behind ECMP: every flow of a client IP reaches its owner
+//! node, whichever node it enters, and removing a node re-pins only its clients.
 //!
-//! Namespaces: a bridge (`sw`), a client with three source addresses, and nodes
-//! n1 and n2, each with the service address (VIP) on its loopback (`arp_ignore`/
-//! `arp_announce`, so only routed packets reach it), `mcp-demo-server --name nX` and
-//! `mcp-gateway` with XDP (generic mode: native XDP_TX on veth needs the peer's NAPI).
-//! The client routes the VIP over both nodes with an L4 multipath hash, so each
-//! new connection enters either node. A node that does not own the client wraps
-//! the packet in IP-in-IP to the owner (XDP_TX); the owner's XDP program strips it
-//! and its stack answers the client directly (direct server return).
+//! Namespaces: a bridge (`sw`), a client with [`CLIENTS`] source addresses, and
+//! nodes n1, n2 and n3, each with the service address (VIP) on its loopback
+//! (`arp_ignore`/`arp_announce`, so only routed packets reach it),
+//! `mcp-demo-server --name nX` and `mcp-gateway` with XDP (generic mode: native
+//! XDP_TX on veth needs the peer's NAPI). The client routes the VIP over all nodes
+//! with an L4 multipath hash, so each new connection enters any node. A node that
+//! does not own the client wraps the packet in IP-in-IP to the owner (XDP_TX); the
+//! owner's XDP program strips it and its stack answers the client directly (direct
+//! server return). The client's MTU is 1480 so an encapsulated packet (+20 bytes)
+//! still fits the 1500-byte links.
 //!
-//! Checks: per client, an `initialize` then several `whoami` tool calls, each on a
-//! new connection, all succeed and all report the same server; the nodes do not
-//! share a session key, so a call that reached the other node would get 404. The
-//! packets n1 forwarded equal those n2 decapsulated, and the other way round.
+//! Checks, in order:
+//! 1. per client, an `initialize` then several `whoami` tool calls, each on a new
+//!    connection, all succeed and all report the same server; the nodes do not share
+//!    a session key, so a call that reached another node would get 404. The packets
+//!    the nodes forwarded equal those they decapsulated.
+//! 2. one node's gateway is killed (SIGKILL) and its route leaves the client's
+//!    ECMP set (what the external load balancer's own check does); within
+//!    [`NOTICE_LIMIT`] both survivors report `mcp_xdp_nodes_live 2` from their
+//!    health checks. Then every client of the removed node gets a new session on a
+//!    live node (again consistent over new connections), and every other client's
+//!    existing session still works and still reaches its original node.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, ensure};
+use anyhow::{Context, bail, ensure};
 
 use super::{Guard, Topology, capture, ip, metrics_in, sample, wait_ready_in};
 use crate::step;
 
 const VIP: &str = "10.202.0.100";
-const CLIENTS: [&str; 3] = ["10.202.0.2", "10.202.0.3", "10.202.0.4"];
-const NODES: [(&str, &str); 2] = [("n1", "10.202.0.11"), ("n2", "10.202.0.12")];
+const CLIENTS: [&str; 8] =
+    ["10.202.0.2", "10.202.0.3", "10.202.0.4", "10.202.0.5", "10.202.0.6", "10.202.0.7", "10.202.0.8", "10.202.0.9"];
+const NODES: [(&str, &str); 3] = [("n1", "10.202.0.11"), ("n2", "10.202.0.12"), ("n3", "10.202.0.13")];
+/// How long the survivors may take to mark a killed node dead (checks every 200 ms,
+/// dead after 3 failures: about 0.6 s).
+const NOTICE_LIMIT: Duration = Duration::from_secs(10);
 /// Tool calls per client, each on a new TCP connection (a new source port).
 const CALLS: usize = 6;
 
@@ -42,12 +57,12 @@ impl Cluster {
     fn create() -> anyhow::Result<Self> {
         let cluster = Self { prefix: format!("mcpgw{}", std::process::id() % 100_000) };
         let sw = cluster.ns("sw");
-        for name in ["sw", "c", "n1", "n2"] {
+        for name in ["sw", "c", "n1", "n2", "n3"] {
             ip(&["netns", "add", &cluster.ns(name)])?;
         }
         ip(&["-n", &sw, "link", "add", "br0", "type", "bridge"])?;
         ip(&["-n", &sw, "link", "set", "br0", "up"])?;
-        for name in ["c", "n1", "n2"] {
+        for name in ["c", "n1", "n2", "n3"] {
             let (ns, port) = (cluster.ns(name), format!("p-{name}"));
             ip(&["link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &sw])?;
             ip(&["-n", &sw, "link", "set", &port, "master", "br0", "up"])?;
@@ -65,15 +80,26 @@ impl Cluster {
             sysctl(&ns, &["net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"])?;
         }
         sysctl(&client, &["net.ipv4.fib_multipath_hash_policy=1"])?;
-        let [(_, n1), (_, n2)] = NODES;
-        ip(&["-n", &client, "route", "add", &format!("{VIP}/32"), "nexthop", "via", n1, "nexthop", "via", n2])?;
+        // IP-in-IP adds 20 bytes on the way to the owner: keep client packets at 1480.
+        ip(&["-n", &client, "link", "set", "eth0", "mtu", "1480"])?;
+        cluster.route_vip(&NODES.map(|(_, addr)| addr))?;
         Ok(cluster)
+    }
+
+    /// Routes the VIP from the client over `nodes` (equal-cost multipath).
+    fn route_vip(&self, nodes: &[&str]) -> anyhow::Result<()> {
+        let (client, vip) = (self.ns("c"), format!("{VIP}/32"));
+        let mut args = vec!["-n", client.as_str(), "route", "replace", vip.as_str()];
+        for addr in nodes {
+            args.extend(["nexthop", "via", addr]);
+        }
+        ip(&args)
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for name in ["c", "n1", "n2", "sw"] {
+        for name in ["c", "n1", "n2", "n3", "sw"] {
             let _ = Command::new("ip").args(["netns", "del", &self.ns(name)]).stderr(Stdio::null()).status();
         }
     }
@@ -127,16 +153,23 @@ pub fn whoami_server(response: &str) -> Option<String> {
 }
 
 /// Initializes from `source`, then calls `whoami` [`CALLS`] times on new
-/// connections; returns the one server that answered all of them.
-fn client_owner(cluster: &Cluster, source: &str) -> anyhow::Result<String> {
+/// connections; returns the one server that answered all of them, and the session.
+fn client_owner(cluster: &Cluster, source: &str) -> anyhow::Result<(String, String)> {
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"netns","version":"1"}}}"#;
     let (status, reply) = post(cluster, source, None, init)?;
     ensure!(status == 200, "initialize from {source}: HTTP {status}\n{reply}");
     let session = header(&reply, "mcp-session-id").context("initialize reply without mcp-session-id")?;
+    let server = session_owner(cluster, source, &session)?;
+    Ok((server, session))
+}
+
+/// Calls `whoami` [`CALLS`] times in `session`, each on a new connection; returns
+/// the one server that answered all of them.
+fn session_owner(cluster: &Cluster, source: &str, session: &str) -> anyhow::Result<String> {
     let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#;
     let mut servers = Vec::with_capacity(CALLS);
     for _ in 0..CALLS {
-        let (status, reply) = post(cluster, source, Some(&session), call)?;
+        let (status, reply) = post(cluster, source, Some(session), call)?;
         ensure!(status == 200, "whoami from {source} in its session: HTTP {status}\n{reply}");
         servers.push(whoami_server(&reply).with_context(|| format!("no server in whoami reply: {reply}"))?);
     }
@@ -144,73 +177,135 @@ fn client_owner(cluster: &Cluster, source: &str) -> anyhow::Result<String> {
     Ok(servers.swap_remove(0))
 }
 
-/// Runs the two-node scenario with the binaries in `bin_dir`.
+/// Starts `mcp-demo-server` and `mcp-gateway` on node `name`; returns them
+/// (gateway last) once the gateway reports `mcp_ebpf_mode 1`.
+fn start_node(cluster: &Cluster, bin_dir: &Path, name: &str, macs: &[String]) -> anyhow::Result<(Guard, Guard)> {
+    let ns = cluster.ns(name);
+    let nodes: String = NODES
+        .iter()
+        .zip(macs)
+        .map(|((n, addr), mac)| format!("    - {{name: {n}, address: {addr}, mac: \"{mac}\"}}\n"))
+        .collect();
+    let yaml = format!(
+        "server: {{host: 0.0.0.0, port: 8443}}\nadmin: {{host: 127.0.0.1, port: 9090}}\n\
+         backends: [{{name: demo, url: \"http://127.0.0.1:3001/mcp\"}}]\n\
+         xdp:\n  enabled: true\n  interfaces: [eth0]\n  mode: generic\n  syn_rate: 0\n  nodes:\n{nodes}  \
+         local_node: {name}\n  health: {{interval: 200ms, timeout: 300ms, unhealthy_threshold: 3, healthy_threshold: 2}}\n"
+    );
+    let cfg = bin_dir.join(format!("netns-cluster-{name}.yaml"));
+    std::fs::write(&cfg, yaml).with_context(|| format!("writing {}", cfg.display()))?;
+    let log = std::fs::File::create(bin_dir.join(format!("netns-cluster-{name}.log")))?;
+    let server = Guard(
+        Topology::exec(&ns, bin_dir.join("mcp-demo-server"))
+            .args(["--listen", "127.0.0.1:3001", "--name", name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting mcp-demo-server")?,
+    );
+    let mut gateway = Guard(
+        Topology::exec(&ns, bin_dir.join("mcp-gateway"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting mcp-gateway")?,
+    );
+    wait_ready_in(&ns, &mut gateway)?;
+    Ok((server, gateway))
+}
+
+/// Waits until the gateways on `names` all report `mcp_xdp_nodes_live == live`.
+fn wait_nodes_live(cluster: &Cluster, names: &[&str], live: u64) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < NOTICE_LIMIT {
+        let seen: Vec<u64> = names
+            .iter()
+            .map(|n| metrics_in(&cluster.ns(n)).map(|m| sample(&m, "mcp_xdp_nodes_live")))
+            .collect::<Result<_, _>>()?;
+        if seen.iter().all(|&n| n == live) {
+            return Ok(started.elapsed());
+        }
+        sleep(Duration::from_millis(50));
+    }
+    bail!("nodes {names:?} did not all report mcp_xdp_nodes_live {live} within {NOTICE_LIMIT:?}")
+}
+
+/// Sum of one `mcp_xdp_packets_total` or plain series over `names`.
+fn total(cluster: &Cluster, names: &[&str], series: &str) -> anyhow::Result<u64> {
+    names.iter().map(|n| Ok(sample(&metrics_in(&cluster.ns(n))?, series))).sum()
+}
+
+/// Runs the three-node scenario with the binaries in `bin_dir`.
 pub fn scenario(bin_dir: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
     let cluster = Cluster::create().context("creating the cluster namespaces (needs root)")?;
     let macs: Vec<String> = NODES.iter().map(|(name, _)| mac(&cluster.ns(name))).collect::<Result<_, _>>()?;
-    let mut children = Vec::new();
+    // Declared after the cluster: on any early return the processes die first.
+    let mut servers = Vec::new();
+    let mut gateways = Vec::new();
     for (name, _) in NODES {
-        let ns = cluster.ns(name);
-        let nodes: String = NODES
-            .iter()
-            .zip(&macs)
-            .map(|((n, addr), mac)| format!("    - {{name: {n}, address: {addr}, mac: \"{mac}\"}}\n"))
-            .collect();
-        let yaml = format!(
-            "server: {{host: 0.0.0.0, port: 8443}}\nadmin: {{host: 127.0.0.1, port: 9090}}\n\
-             backends: [{{name: demo, url: \"http://127.0.0.1:3001/mcp\"}}]\n\
-             xdp:\n  enabled: true\n  interfaces: [eth0]\n  mode: generic\n  syn_rate: 0\n  nodes:\n{nodes}  \
-             local_node: {name}\n"
-        );
-        let cfg = bin_dir.join(format!("netns-cluster-{name}.yaml"));
-        std::fs::write(&cfg, yaml).with_context(|| format!("writing {}", cfg.display()))?;
-        let log = std::fs::File::create(bin_dir.join(format!("netns-cluster-{name}.log")))?;
-        children.push(Guard(
-            Topology::exec(&ns, bin_dir.join("mcp-demo-server"))
-                .args(["--listen", "127.0.0.1:3001", "--name", name])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .context("starting mcp-demo-server")?,
-        ));
-        let mut gateway = Guard(
-            Topology::exec(&ns, bin_dir.join("mcp-gateway"))
-                .args(["run", "--config"])
-                .arg(&cfg)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()
-                .context("starting mcp-gateway")?,
-        );
-        wait_ready_in(&ns, &mut gateway)?;
-        children.push(gateway);
+        let (server, gateway) = start_node(&cluster, bin_dir, name, &macs)?;
+        servers.push(server);
+        gateways.push(gateway);
     }
-    let mut owners = Vec::new();
+    let names = NODES.map(|(n, _)| n);
+    // Nodes started one by one saw their peers down at first: wait for a full table.
+    wait_nodes_live(&cluster, &names, 3)?;
+    let mut clients = Vec::new();
     for source in CLIENTS {
-        let owner = client_owner(&cluster, source)?;
+        let (owner, session) = client_owner(&cluster, source)?;
         step!(
             "netns [cluster] client {source}: 1 initialize + {CALLS} calls on new connections, all served by {owner}"
         );
-        owners.push(owner);
+        clients.push((source, owner, session));
     }
-    let counter = |name: &str, reason: &str| -> anyhow::Result<u64> {
-        let action = if reason == "forwarded" { "tx" } else { "pass" };
-        let series = format!(r#"mcp_xdp_packets_total{{action="{action}",reason="{reason}"}}"#);
-        Ok(sample(&metrics_in(&cluster.ns(name))?, &series))
-    };
-    let (f1, d1, f2, d2) = (
-        counter("n1", "forwarded")?,
-        counter("n1", "decapsulated")?,
-        counter("n2", "forwarded")?,
-        counter("n2", "decapsulated")?,
+    let forwarded = total(&cluster, &names, r#"mcp_xdp_packets_total{action="tx",reason="forwarded"}"#)?;
+    let decapsulated = total(&cluster, &names, r#"mcp_xdp_packets_total{action="pass",reason="decapsulated"}"#)?;
+    step!("netns [cluster] forwarded {forwarded} packets to owners, decapsulated {decapsulated}");
+    ensure!(forwarded == decapsulated, "forwarded and decapsulated packets differ");
+    ensure!(forwarded > 0, "no flow entered a node that does not own its client (ECMP did not spread flows)");
+
+    // Remove the node that owns the first client.
+    let victim = names.iter().position(|n| *n == clients[0].1).context("owner is not a node")?;
+    let survivors: Vec<&str> = names.iter().copied().filter(|n| *n != names[victim]).collect();
+    ensure!(
+        clients.iter().any(|(_, owner, _)| survivors.contains(&owner.as_str())),
+        "every client is owned by {}: pick other client addresses",
+        names[victim]
     );
-    step!("netns [cluster] n1 forwarded {f1}, n2 decapsulated {d2}; n2 forwarded {f2}, n1 decapsulated {d1}");
-    ensure!(f1 == d2 && f2 == d1, "forwarded and decapsulated packets differ");
-    ensure!(f1 + f2 > 0, "no flow entered a node that does not own its client (ECMP did not spread flows)");
-    drop(children);
+    drop(gateways.remove(victim));
+    cluster.route_vip(&NODES.iter().filter(|(n, _)| *n != names[victim]).map(|(_, a)| *a).collect::<Vec<_>>())?;
+    let noticed = wait_nodes_live(&cluster, &survivors, 2)?;
+    let moved_pins = total(&cluster, &survivors, "mcp_xdp_owner_changes_total")?;
+    step!(
+        "netns [cluster] killed the gateway on {}: survivors {survivors:?} marked it dead after {:.1} s, \
+         re-pinned {moved_pins} client(s)",
+        names[victim],
+        noticed.as_secs_f64()
+    );
+    ensure!(moved_pins > 0, "the survivors had pins to {} but moved none", names[victim]);
+    for (source, owner, session) in &clients {
+        if *owner == names[victim] {
+            let (now, _) = client_owner(&cluster, source)?;
+            ensure!(survivors.contains(&now.as_str()), "client {source} of {owner} now reaches {now}");
+            step!("netns [cluster] client {source} of removed {owner}: new session, all calls served by {now}");
+        } else {
+            let now = session_owner(&cluster, source, session)?;
+            ensure!(now == *owner, "client {source} of live node {owner} moved to {now}");
+            step!("netns [cluster] client {source} of live {owner}: its session still works, still on {owner}");
+        }
+    }
+    drop(gateways);
+    drop(servers);
     drop(cluster);
-    step!("netns [cluster] ok: owners {owners:?}, every flow reached its client's owner");
+    step!(
+        "netns [cluster] ok: every flow reached its client's owner; removing {} re-pinned only its clients ({:.1} s)",
+        names[victim],
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::programs::XdpContext;
 use gateway_common::{ClientKey, NO_NODE, NodeEntry, Settings, TokenBucket, action, counter_index, reason};
 
+use crate::log;
 use crate::maps::{BLOCKLIST_V4, BLOCKLIST_V6, COUNTERS, MAGLEV, NODES, OWNERS, PEERS, RATE};
 use crate::packet::{self, ETH_LEN, ETH_P_IPV4, EthHdr, IPV4_LEN, Ipv4Hdr, Malformed};
 
@@ -84,13 +85,13 @@ pub fn decapsulate(ctx: &XdpContext, inner_ether_type: u16) -> Verdict {
 /// Shedding and owner selection for gateway traffic the blocklist let through.
 #[inline(always)]
 pub fn gateway(ctx: &XdpContext, flow: &Flow, settings: &Settings) -> Verdict {
-    if flow.new_flow && !take_token(&flow.client, settings) {
+    if flow.new_flow && !take_token(ctx, &flow.client, settings) {
         return Verdict::new(action::DROP, reason::RATE_LIMITED);
     }
     if settings.node_count == 0 {
         return Verdict::new(action::PASS, reason::PASSED);
     }
-    let Some((slot, node)) = owner(&flow.client) else {
+    let Some((slot, node)) = owner(ctx, &flow.client) else {
         return Verdict::new(action::PASS, reason::NO_OWNER);
     };
     if slot == settings.local_node {
@@ -109,7 +110,7 @@ pub fn gateway(ctx: &XdpContext, flow: &Flow, settings: &Settings) -> Verdict {
 /// Buckets of different CPUs may race on one source; the error is one token.
 #[inline(always)]
 #[expect(unsafe_code, reason = "an LRU hash value is only reachable through a raw pointer")]
-fn take_token(client: &ClientKey, settings: &Settings) -> bool {
+fn take_token(ctx: &XdpContext, client: &ClientKey, settings: &Settings) -> bool {
     let cost = settings.ns_per_token;
     if cost == 0 {
         return true;
@@ -135,7 +136,11 @@ fn take_token(client: &ClientKey, settings: &Settings) -> bool {
             let fresh = TokenBucket { credit_ns: settings.burst_ns.saturating_sub(cost), last_ns: now };
             // A full map evicts the least recently used source; an insert error
             // (memory pressure) lets the flow through rather than dropping it.
-            let _ = RATE.insert(client, fresh, 0);
+            if let Err(errno) = RATE.insert(client, fresh, 0)
+                && log::first(log::BUCKET_FAILED)
+            {
+                aya_log_ebpf::warn!(ctx, "XDP: creating a token bucket failed ({}); logged once per load", errno);
+            }
             true
         }
     }
@@ -145,7 +150,7 @@ fn take_token(client: &ClientKey, settings: &Settings) -> bool {
 /// table's choice, which is then pinned.
 #[inline(always)]
 #[expect(unsafe_code, reason = "an LRU hash value is only reachable through a raw pointer")]
-fn owner(client: &ClientKey) -> Option<(u32, NodeEntry)> {
+fn owner(ctx: &XdpContext, client: &ClientKey) -> Option<(u32, NodeEntry)> {
     if let Some(pinned) = OWNERS.get_ptr(client) {
         // SAFETY: the value of a live LRU element, copied out at once.
         let slot = unsafe { *pinned };
@@ -164,7 +169,11 @@ fn owner(client: &ClientKey) -> Option<(u32, NodeEntry)> {
         return None;
     }
     // Failing to pin (memory pressure) only means the next packet hashes again.
-    let _ = OWNERS.insert(client, slot, 0);
+    if let Err(errno) = OWNERS.insert(client, slot, 0)
+        && log::first(log::PIN_FAILED)
+    {
+        aya_log_ebpf::warn!(ctx, "XDP: pinning a client to node {} failed ({}); logged once per load", slot, errno);
+    }
     Some((slot, node))
 }
 
@@ -186,7 +195,12 @@ fn encapsulate(ctx: &XdpContext, node: &NodeEntry, settings: &Settings, flow: &F
     }
     match write_headers(ctx, node, settings, flow, eth.dst, tot_len) {
         Ok(()) => Verdict::new(action::TX, reason::FORWARDED),
-        Err(Malformed) => Verdict::new(action::DROP, reason::ENCAP_FAILED),
+        Err(Malformed) => {
+            if log::first(log::ENCAP_FAILED) {
+                aya_log_ebpf::error!(ctx, "XDP: encapsulated frame too short for its headers; logged once per load");
+            }
+            Verdict::new(action::DROP, reason::ENCAP_FAILED)
+        }
     }
 }
 

@@ -12,7 +12,8 @@
 //!
 //! IP-in-IP (or IPv6-in-IPv4) packets from a peer node to this node's address
 //! are decapsulated and passed (`decapsulated`): that is how a forwarded client
-//! packet reaches its owner's stack, without an ipip device.
+//! packet reaches its owner's stack, without an ipip device. Other packets from a
+//! peer to this node's address (its health checks) pass untouched (`other`).
 //!
 //! Everything else passes untouched (`other`); with `FLAG_BLOCK_ALL_PORTS` the
 //! blocklist applies to every IP packet. Each packet increments exactly one
@@ -23,6 +24,7 @@
 #![deny(unsafe_code)]
 
 mod flow;
+mod log;
 mod maps;
 mod packet;
 
@@ -50,10 +52,21 @@ mod entry {
         super::run(&ctx)
     }
 
-    /// The kernel license string; every helper used is available to any license.
+    /// The kernel license string: the project's own license, Apache-2.0.
+    ///
+    /// The kernel only uses this string to refuse GPL-only helpers to programs
+    /// that are not GPL-compatible (it never taints). Every helper this program
+    /// calls is available to any license: map lookup/update/delete,
+    /// `bpf_ktime_get_ns`, `bpf_xdp_adjust_head`, and aya-log's
+    /// `bpf_ringbuf_reserve`/`bpf_ringbuf_submit`. So it declares what the code is
+    /// licensed under instead of aya-template's "Dual MIT/GPL", which would be a
+    /// licence grant the project never made. A GPL-only helper added later (for
+    /// example `bpf_xdp_output` or `bpf_trace_printk`) fails the verifier with
+    /// "cannot call GPL-restricted function from non-GPL compatible program": the
+    /// BPF_PROG_TEST_RUN tests load the program, so they catch it.
     #[unsafe(no_mangle)]
     #[unsafe(link_section = "license")]
-    pub static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+    pub static LICENSE: [u8; 11] = *b"Apache-2.0\0";
 }
 
 #[inline(always)]
@@ -88,15 +101,14 @@ fn ipv4(ctx: &XdpContext, settings: &Settings) -> Result<Verdict, Malformed> {
     if ip.version_ihl >> 4 != 4 || ihl < IPV4_LEN || tot_len < ihl || ETH_LEN + tot_len > packet::frame_len(ctx) {
         return Err(Malformed);
     }
-    let encapsulated = ip.protocol == IPPROTO_IPIP || ip.protocol == IPPROTO_IPV6;
-    if encapsulated
-        && ihl == IPV4_LEN
-        && settings.node_count > 0
-        && ip.dst == settings.local_addr
-        && flow::is_peer(ip.src)
-    {
-        let inner = if ip.protocol == IPPROTO_IPIP { ETH_P_IPV4 } else { ETH_P_IPV6 };
-        return Ok(flow::decapsulate(ctx, inner));
+    if settings.node_count > 0 && ip.dst == settings.local_addr && flow::is_peer(ip.src) {
+        if ihl == IPV4_LEN && (ip.protocol == IPPROTO_IPIP || ip.protocol == IPPROTO_IPV6) {
+            let inner = if ip.protocol == IPPROTO_IPIP { ETH_P_IPV4 } else { ETH_P_IPV6 };
+            return Ok(flow::decapsulate(ctx, inner));
+        }
+        // Node to node (the peers' health checks of this node): never shed or
+        // steered, or a check could be forwarded away from the node it tests.
+        return Ok(Verdict::new(action::PASS, reason::OTHER));
     }
     let blocked = || flow::blocked_v4(ip.src);
     if settings.flags & FLAG_BLOCK_ALL_PORTS != 0 && blocked() {

@@ -28,7 +28,7 @@ pub use auth::*;
 pub use errors::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use overrides::Overrides;
-pub use xdp::{Cidr, XdpConfig, XdpMode, XdpNode, parse_cidr, parse_mac};
+pub use xdp::{Cidr, XdpConfig, XdpHealth, XdpMode, XdpNode, parse_cidr, parse_mac};
 
 /// The embedded reference config: every key with its default and a one-line
 /// comment, no backends. Loads to exactly [`Config::default()`].

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use gateway_common::{BLOCKLIST_CAPACITY, MAX_NODES};
 
@@ -28,9 +29,13 @@ pub(super) const XDP_KEYS: &[&str] = &[
     "nodes",
     "local_node",
     "pin_path",
+    "health",
 ];
 /// Keys of one `xdp.nodes` entry.
 pub(super) const NODE_KEYS: &[&str] = &["name", "address", "mac"];
+/// Keys of `xdp.health`.
+pub(super) const HEALTH_KEYS: &[&str] =
+    &["interval", "timeout", "unhealthy_threshold", "healthy_threshold", "port", "path"];
 const MODES: &[&str] = &["auto", "driver", "generic"];
 /// Largest `syn_rate` / `syn_burst`.
 const RATE_MAX: u64 = 1_000_000;
@@ -57,9 +62,45 @@ pub struct XdpConfig {
     pub nodes: Vec<XdpNode>,
     /// `xdp.local_node`: which of `nodes` this gateway is (required when `nodes` is set).
     pub local_node: Option<String>,
-    /// `xdp.pin_path`: bpffs directory where the client→owner, rate and counter maps
-    /// are pinned so a restart keeps them; absent = no pinning.
+    /// `xdp.pin_path`: bpffs directory where the XDP link and the client→owner, rate
+    /// and counter maps are pinned, so the program keeps running across a restart
+    /// and the next gateway swaps its program in; absent = no pinning.
     pub pin_path: Option<PathBuf>,
+    /// `xdp.health`: how this gateway checks its peer nodes; a dead node leaves the
+    /// Maglev table and only its clients move.
+    pub health: XdpHealth,
+}
+
+/// `xdp.health.*`: active checks of the other `xdp.nodes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdpHealth {
+    /// `interval`: time between two rounds of checks (default 1s).
+    pub interval: Duration,
+    /// `timeout`: limit for one check (default 500ms).
+    pub timeout: Duration,
+    /// `unhealthy_threshold`: consecutive failures before a node is marked dead (default 3).
+    pub unhealthy_threshold: u32,
+    /// `healthy_threshold`: consecutive successes before a dead node is live again (default 2).
+    pub healthy_threshold: u32,
+    /// `port`: port checked on each node's address; 0 (default) = this gateway's data port,
+    /// which every node of a DaemonSet shares.
+    pub port: u16,
+    /// `path`: plain-HTTP GET path (e.g. `/health` when `port` is an admin port listening on
+    /// the node address), 2xx = live; absent (default) = a TCP connect.
+    pub path: Option<String>,
+}
+
+impl Default for XdpHealth {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            unhealthy_threshold: 3,
+            healthy_threshold: 2,
+            port: 0,
+            path: None,
+        }
+    }
 }
 
 /// `xdp.mode`: how the program is attached.
@@ -107,6 +148,7 @@ impl Default for XdpConfig {
             nodes: Vec::new(),
             local_node: None,
             pin_path: None,
+            health: XdpHealth::default(),
         }
     }
 }
@@ -227,6 +269,7 @@ pub(super) fn read_xdp(w: &mut Walker<'_>, node: Option<&Node>) -> XdpConfig {
         w.error(n.pos, k, format!("must be an absolute path on a bpffs such as /sys/fs/bpf/mcp-gateway, got {text:?}"));
         None
     });
+    x.health = read_health(w, sec.get("health"), &sec.key("health"));
     if let Some(n) = sec.get("interfaces") {
         let key = sec.key("interfaces");
         for (i, item) in seq(w, n, &key, "interface names").iter().enumerate() {
@@ -269,6 +312,18 @@ pub(super) fn read_xdp(w: &mut Walker<'_>, node: Option<&Node>) -> XdpConfig {
         (None, None) => {}
     }
     x
+}
+
+fn read_health(w: &mut Walker<'_>, node: Option<&Node>, key: &str) -> XdpHealth {
+    let mut h = XdpHealth::default();
+    let Some(sec) = w.section(node, key, HEALTH_KEYS) else { return h };
+    w.field(&sec, "interval", &mut h.interval, Walker::interval);
+    w.field(&sec, "timeout", &mut h.timeout, Walker::timeout);
+    w.field(&sec, "unhealthy_threshold", &mut h.unhealthy_threshold, |w, n, k| w.int(n, k, 1, 1000));
+    w.field(&sec, "healthy_threshold", &mut h.healthy_threshold, |w, n, k| w.int(n, k, 1, 1000));
+    w.field(&sec, "port", &mut h.port, |w, n, k| w.int(n, k, 0, u64::from(u16::MAX)));
+    w.field(&sec, "path", &mut h.path, |w, n, k| w.http_path(n, k).map(Some));
+    h
 }
 
 fn read_blocklist(w: &mut Walker<'_>, node: &Node, key: &str) -> Vec<Cidr> {

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::*;
 use crate::config::{Config, DEFAULT_CONFIG_YAML, load_str};
@@ -25,7 +26,7 @@ fn absent_section_is_off_with_default_limits() {
 #[test]
 fn embedded_default_documents_every_xdp_key() {
     assert_eq!(load_str(DEFAULT_CONFIG_YAML, "default.yaml").unwrap(), Config::default());
-    for key in XDP_KEYS.iter().chain(NODE_KEYS) {
+    for key in XDP_KEYS.iter().chain(NODE_KEYS).chain(HEALTH_KEYS) {
         let pattern = format!("{key}:");
         let line = DEFAULT_CONFIG_YAML.lines().find(|l| l.trim_start_matches([' ', '#', '-']).starts_with(&pattern));
         let line = line.unwrap_or_else(|| panic!("default.yaml does not show xdp key {key}"));
@@ -133,4 +134,30 @@ fn nodes_need_a_local_node_and_interfaces_valid_names() {
         (0..65).map(|i| format!("    - {{name: n{i}, address: 10.0.{}.{}}}\n", i / 250, i % 250 + 1)).collect();
     let errs = errors(&format!("xdp:\n  nodes:\n{too_many}"));
     assert!(errs[0].ends_with("xdp.nodes: 65 nodes; at most 64 are supported"), "{errs:?}");
+}
+
+#[test]
+fn health_checks_of_peer_nodes_default_and_parse() {
+    let h = xdp("").health;
+    assert_eq!(h, XdpHealth::default());
+    assert_eq!((h.interval, h.timeout), (Duration::from_secs(1), Duration::from_millis(500)));
+    assert_eq!((h.unhealthy_threshold, h.healthy_threshold, h.port, h.path), (3, 2, 0, None));
+    let h = xdp("xdp:\n  health: {interval: 200ms, timeout: 100ms, unhealthy_threshold: 2, healthy_threshold: 1, \
+                 port: 9090, path: /health}\n")
+    .health;
+    assert_eq!((h.interval, h.timeout), (Duration::from_millis(200), Duration::from_millis(100)));
+    assert_eq!((h.unhealthy_threshold, h.healthy_threshold, h.port), (2, 1, 9090));
+    assert_eq!(h.path.as_deref(), Some("/health"));
+}
+
+#[test]
+fn health_errors_are_reported_at_their_key() {
+    let errs = errors("xdp:\n  health:\n    interval: 0s\n    unhealthy_threshold: 0\n    port: 70000\n    pth: /x\n");
+    assert_eq!(errs.len(), 4, "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.starts_with("t.yaml:6:5: xdp.health.pth: unknown key \"pth\"; did you mean \"path\"?"))
+    );
+    assert!(errs.iter().any(|e| e.starts_with("t.yaml:3:15: xdp.health.interval: must be greater than zero")));
+    assert!(errs.iter().any(|e| e.contains("xdp.health.unhealthy_threshold: must be between 1 and 1000")));
+    assert!(errs.iter().any(|e| e.contains("xdp.health.port: must be between 0 and 65535")));
 }

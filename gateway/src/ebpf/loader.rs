@@ -6,6 +6,7 @@
 //! last, after the nodes and the Maglev table it refers to. Attaching uses
 //! `bpf_link`, so the program detaches when this process exits, even by a crash.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -13,10 +14,11 @@ use aya::maps::lpm_trie::Key;
 use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray};
 use aya::programs::{Xdp, XdpMode as AttachMode};
 use aya::{Ebpf, EbpfLoader};
-use gateway_common::{COUNTER_SLOTS, NodeEntry, PROGRAM, Settings, maps};
+use gateway_common::{COUNTER_SLOTS, ClientKey, NO_NODE, NodeEntry, PROGRAM, Settings, maps};
 
+use super::pinned_link;
 use super::plan::Plan;
-use super::{EbpfError, maglev};
+use super::{EbpfError, Peer, maglev};
 use crate::config::{XdpConfig, XdpMode};
 use crate::telemetry::metrics::XdpSample;
 
@@ -33,7 +35,7 @@ const PINNED: [&str; 3] = [maps::OWNERS, maps::RATE, maps::COUNTERS];
 pub struct Attached {
     /// Interface name.
     pub interface: String,
-    /// `driver` or `generic`.
+    /// `driver`, `generic`, or `pinned` (took over a link pinned by an earlier gateway).
     pub mode: &'static str,
 }
 
@@ -43,6 +45,16 @@ pub struct DataPlane {
     plan: Mutex<Plan>,
     counters: PerCpuArray<MapData, u64>,
     attached: Vec<Attached>,
+    /// The task forwarding the program's aya-log records, when one runs.
+    logs: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for DataPlane {
+    fn drop(&mut self) {
+        if let Some(task) = &self.logs {
+            task.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for DataPlane {
@@ -83,7 +95,7 @@ impl DataPlane {
     pub fn start(cfg: &XdpConfig, ports: &[u16]) -> Result<Self, EbpfError> {
         let mut plane = Self::load(cfg, ports)?;
         for interface in &cfg.interfaces {
-            let mode = plane.attach(interface, cfg.mode)?;
+            let mode = plane.attach(interface, cfg.mode, cfg.pin_path.as_deref())?;
             plane.attached.push(Attached { interface: interface.clone(), mode });
         }
         Ok(plane)
@@ -122,13 +134,26 @@ impl DataPlane {
         write(&mut ebpf, &plan, None)?;
         let counters = ebpf.take_map(maps::COUNTERS).ok_or(EbpfError::Missing { what: "map", name: maps::COUNTERS })?;
         let counters = PerCpuArray::try_from(counters).map_err(map_err(maps::COUNTERS))?;
-        Ok(Self { ebpf: Mutex::new(ebpf), plan: Mutex::new(plan), counters, attached: Vec::new() })
+        let logs = super::logs::forward(&mut ebpf);
+        Ok(Self { ebpf: Mutex::new(ebpf), plan: Mutex::new(plan), counters, attached: Vec::new(), logs })
     }
 
     /// Attaches in `mode`; `auto` tries driver mode, then generic (SKB) mode.
-    fn attach(&mut self, interface: &str, mode: XdpMode) -> Result<&'static str, EbpfError> {
+    /// With `pin_dir`, a link a previous gateway pinned for `interface` gets this
+    /// program instead (mode `pinned`), and a new link is pinned there.
+    fn attach(&mut self, interface: &str, mode: XdpMode, pin_dir: Option<&Path>) -> Result<&'static str, EbpfError> {
         let mut ebpf = lock(&self.ebpf);
         let prog = program(&mut ebpf)?;
+        let pin = pin_dir.map(|dir| pinned_link::path(dir, interface));
+        if let Some(path) = pin.as_deref().filter(|p| p.exists()) {
+            match pinned_link::take_over(prog, path) {
+                Ok(()) => return Ok("pinned"),
+                Err(e) => {
+                    tracing::warn!(interface, "{e}; removing the pin and attaching anew");
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
         let tries: &[(AttachMode, &'static str)] = match mode {
             XdpMode::Auto => &[(AttachMode::Driver, "driver"), (AttachMode::Skb, "generic")],
             XdpMode::Driver => &[(AttachMode::Driver, "driver")],
@@ -137,7 +162,15 @@ impl DataPlane {
         let mut last = None;
         for &(flags, name) in tries {
             match prog.attach(interface, flags) {
-                Ok(_link) => return Ok(name),
+                Ok(link) => {
+                    if let Some(path) = &pin {
+                        // Not fatal: the program runs, only without the hitless restart.
+                        if let Err(e) = pinned_link::pin(prog, link, path) {
+                            tracing::warn!(interface, "{e}: the XDP link is not pinned");
+                        }
+                    }
+                    return Ok(name);
+                }
                 Err(source) => {
                     tracing::debug!(interface, mode = name, "XDP attach failed: {source}");
                     last = Some((name, source));
@@ -163,32 +196,79 @@ impl DataPlane {
         super::samples(&self.totals())
     }
 
-    /// Marks node `name` live or dead, rewriting the changed Maglev entries; its
-    /// pinned clients are re-hashed on their next packet. False for an unknown name.
-    pub fn set_node_live(&self, name: &str, live: bool) -> Result<bool, EbpfError> {
+    /// Marks node `name` live or dead, rewriting the changed Maglev entries.
+    ///
+    /// When a node dies, every client pinned to it is re-pinned at once to its
+    /// owner in the new table (the same choice on every node, since all build the
+    /// same table), so it does not go back to the node when that returns; pins to
+    /// other nodes stay. When a node comes back only unpinned (new) clients can
+    /// hash to it. Returns the number of pins moved, or `None` for an unknown name.
+    pub fn set_node_live(&self, name: &str, live: bool) -> Result<Option<u64>, EbpfError> {
         let mut plan = lock(&self.plan);
+        let Some(slot) = plan.slot(name) else { return Ok(None) };
         let before = plan.clone();
-        if !plan.set_live(name, live) {
-            return Ok(false);
+        plan.set_live(name, live);
+        let mut ebpf = lock(&self.ebpf);
+        write(&mut ebpf, &plan, Some(&before))?;
+        if live {
+            return Ok(Some(0));
         }
-        write(&mut lock(&self.ebpf), &plan, Some(&before))?;
-        Ok(true)
+        repin(&mut ebpf, &plan, slot).map(Some)
+    }
+
+    /// Every configured node with its liveness as the program sees it.
+    pub fn members(&self) -> Vec<Peer> {
+        let plan = lock(&self.plan);
+        let local = plan.settings.local_node;
+        (0u32..)
+            .zip(plan.names.iter().zip(&plan.nodes))
+            .filter(|(_, (name, _))| !name.is_empty())
+            .map(|(slot, (name, node))| Peer {
+                name: name.clone(),
+                address: Ipv4Addr::from(node.addr),
+                live: node.live == 1,
+                local: slot == local,
+            })
+            .collect()
+    }
+
+    /// Whether the program's log records are being forwarded.
+    #[cfg(test)]
+    pub(super) fn forwards_logs(&self) -> bool {
+        self.logs.is_some()
+    }
+
+    /// Pins `client` to `slot` directly, as a packet in an earlier membership would have.
+    #[cfg(test)]
+    pub(super) fn pin(&self, client: &ClientKey, slot: u32) {
+        let mut ebpf = lock(&self.ebpf);
+        let mut owners: HashMap<_, ClientKey, u32> = HashMap::try_from(ebpf.map_mut(maps::OWNERS).unwrap()).unwrap();
+        owners.insert(client, slot, 0).unwrap();
+    }
+
+    /// The owner slot pinned for `client`, if any (tests check re-pinning with it).
+    #[cfg(test)]
+    pub(super) fn pinned_owner(&self, client: &ClientKey) -> Option<u32> {
+        let mut ebpf = lock(&self.ebpf);
+        let owners: HashMap<_, ClientKey, u32> = HashMap::try_from(ebpf.map_mut(maps::OWNERS)?).ok()?;
+        owners.get(client, 0).ok()
     }
 
     /// Applies a changed `xdp:` section (ports, blocklist, limits, nodes) to the
     /// running program without reloading it: maps are rewritten in place, entries
-    /// that disappeared are removed, and nodes keep their liveness by name.
+    /// that disappeared are removed, nodes keep their slot and liveness by name,
+    /// and the clients of a removed node are re-pinned.
     /// Interfaces, mode and pin path only change with a restart.
     pub fn reconfigure(&self, cfg: &XdpConfig, ports: &[u16]) -> Result<(), EbpfError> {
         let arp = std::fs::read_to_string("/proc/net/arp").unwrap_or_default();
         let mut plan = lock(&self.plan);
-        let mut next = Plan::new(cfg, ports, &arp);
-        for (name, node) in plan.names.iter().zip(&plan.nodes) {
-            if node.live == 0 {
-                next.set_live(name, false);
-            }
+        let next = plan.next(cfg, ports, &arp);
+        let mut ebpf = lock(&self.ebpf);
+        write(&mut ebpf, &next, Some(&plan))?;
+        // A removed node's clients move like a dead node's.
+        for slot in plan.removed_in(&next) {
+            repin(&mut ebpf, &next, slot)?;
         }
-        write(&mut lock(&self.ebpf), &next, Some(&plan))?;
         *plan = next;
         Ok(())
     }
@@ -199,6 +279,45 @@ impl DataPlane {
         f(&mut lock(&self.ebpf))
     }
 }
+
+impl super::Nodes for DataPlane {
+    fn members(&self) -> Vec<Peer> {
+        DataPlane::members(self)
+    }
+
+    fn set_live(&self, name: &str, live: bool) -> Result<Option<u64>, EbpfError> {
+        self.set_node_live(name, live)
+    }
+}
+
+/// Moves every client pinned to the dead node `slot` to its owner in `plan`'s
+/// Maglev table (or unpins it when the table is empty); returns how many moved.
+/// Entries the program re-pinned meanwhile (same choice) or the LRU evicted are
+/// skipped. One syscall pair per pin: this runs only when a node dies.
+fn repin(ebpf: &mut Ebpf, plan: &Plan, slot: u32) -> Result<u64, EbpfError> {
+    let mut owners: HashMap<_, ClientKey, u32> =
+        HashMap::try_from(map_mut(ebpf, maps::OWNERS)?).map_err(map_err(maps::OWNERS))?;
+    let stale: Vec<ClientKey> =
+        owners.iter().filter_map(Result::ok).filter(|(_, owner)| *owner == slot).map(|(client, _)| client).collect();
+    let mut moved = 0;
+    for client in stale {
+        let next = plan.maglev.get(client.maglev_index() as usize).copied().unwrap_or(NO_NODE);
+        let done = if next == NO_NODE {
+            owners.remove(&client)
+        } else {
+            // BPF_EXIST: only rewrite a pin that is still there.
+            owners.insert(client, next, BPF_EXIST)
+        };
+        match done {
+            Ok(()) => moved += 1,
+            Err(e) => tracing::debug!(?client, "re-pinning a client of a dead node: {e}"),
+        }
+    }
+    Ok(moved)
+}
+
+/// `BPF_EXIST` map update flag: fail unless the key exists.
+const BPF_EXIST: u64 = 2;
 
 /// Writes `plan` into the maps; with `before`, only what changed.
 fn write(ebpf: &mut Ebpf, plan: &Plan, before: Option<&Plan>) -> Result<(), EbpfError> {

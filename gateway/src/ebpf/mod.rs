@@ -1,7 +1,9 @@
 //! The eBPF/XDP data plane's userspace side: load the embedded XDP program
 //! (`gateway-ebpf/xdp`, built by `build.rs`), fill its maps from the `xdp:`
-//! config, attach it to the configured interfaces, and read its counters for
-//! `/metrics`.
+//! config, attach it to the configured interfaces (optionally through a pinned
+//! link, `pinned_link`), read its counters for `/metrics`, forward its rare log
+//! records (`logs`), and keep cluster membership current from health checks of
+//! the other nodes ([`watch_nodes`], `membership`).
 //!
 //! The gateway never depends on it: [`start`] turns every failure (feature not
 //! built, no CAP_BPF, verifier refusal, no bpffs, missing interface) into one log
@@ -11,10 +13,15 @@
 //! implement `aya::Pod` in `gateway-common`.
 
 mod maglev;
+mod membership;
 mod plan;
 
 #[cfg(feature = "ebpf")]
 mod loader;
+#[cfg(feature = "ebpf")]
+mod logs;
+#[cfg(feature = "ebpf")]
+mod pinned_link;
 #[cfg(all(test, feature = "ebpf"))]
 #[path = "xdp_tests.rs"]
 mod xdp_tests;
@@ -27,9 +34,11 @@ use gateway_common::{COUNTER_SLOTS, action, reason};
 #[cfg(feature = "ebpf")]
 pub use loader::DataPlane;
 pub use maglev::{Member, changed as maglev_changes, table as maglev_table};
+pub use membership::{CheckError, MembershipMetrics, Nodes, Peer, check as check_node};
 pub use plan::{Plan, arp_lookup};
 
 use crate::config::XdpConfig;
+use crate::drain;
 use crate::telemetry::Metrics;
 use crate::telemetry::metrics::XdpSample;
 
@@ -150,6 +159,43 @@ pub fn samples(totals: &[u64]) -> Vec<XdpSample> {
 #[derive(Debug)]
 pub struct DataPlane {
     _private: (),
+}
+
+#[cfg(not(feature = "ebpf"))]
+impl DataPlane {
+    /// Never called: without the feature no data plane exists.
+    pub fn reconfigure(&self, _cfg: &XdpConfig, _ports: &[u16]) -> Result<(), EbpfError> {
+        Err(EbpfError::NotBuilt)
+    }
+}
+
+#[cfg(not(feature = "ebpf"))]
+impl Nodes for DataPlane {
+    fn members(&self) -> Vec<Peer> {
+        Vec::new()
+    }
+
+    fn set_live(&self, _name: &str, _live: bool) -> Result<Option<u64>, EbpfError> {
+        Err(EbpfError::NotBuilt)
+    }
+}
+
+/// The task that checks the other `xdp.nodes` and keeps `plane`'s membership
+/// current (see [`membership`]); `None` without nodes at start (a node list
+/// added later by a reload is then not checked). Registers the membership
+/// metrics in `metrics`.
+pub fn watch_nodes(
+    plane: &Arc<DataPlane>,
+    cfg: &XdpConfig,
+    data_port: u16,
+    metrics: &Metrics,
+    drain: drain::Watch,
+) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+    if cfg.nodes.is_empty() {
+        return None;
+    }
+    let nodes: Arc<dyn Nodes> = Arc::clone(plane) as Arc<dyn Nodes>;
+    Some(membership::run(nodes, cfg.health.clone(), data_port, MembershipMetrics::new(metrics), drain))
 }
 
 /// Starts the data plane for `cfg`, acting on `ports`, if `xdp.enabled`; on any

@@ -16,9 +16,10 @@ pub struct Plan {
     pub ports: Vec<u16>,
     /// `SETTINGS[0]`.
     pub settings: Settings,
-    /// `NODES`, by slot (the node's index in `xdp.nodes`).
+    /// `NODES`, by slot (at first the node's index in `xdp.nodes`; a reload keeps
+    /// slots, see [`Plan::next`]). An empty slot holds a dead, zeroed entry.
     pub nodes: Vec<NodeEntry>,
-    /// Node names by slot, for membership updates.
+    /// Node names by slot (empty for an empty slot), for membership updates.
     pub names: Vec<String>,
     /// `MAGLEV`: [`MAGLEV_SIZE`] slots of live nodes.
     pub maglev: Vec<u32>,
@@ -54,27 +55,67 @@ fn rate_settings(rate: u32, burst: u32) -> (u64, u64) {
 
 impl Plan {
     /// The plan for `cfg` acting on `ports`; `arp` is `/proc/net/arp` for nodes
-    /// without a configured MAC. Every node starts live.
+    /// without a configured MAC. Node slots follow `xdp.nodes` order; every node
+    /// starts live.
     pub fn new(cfg: &XdpConfig, ports: &[u16], arp: &str) -> Self {
+        let slots: Vec<u32> = (0u32..).take(cfg.nodes.len()).collect();
+        Self::build(cfg, ports, arp, &slots)
+    }
+
+    /// The plan for a changed `cfg` that keeps every remaining node in its slot,
+    /// so client pins (which hold slots) keep meaning the same node. New nodes
+    /// take slots no node used before while there are any; removed nodes leave
+    /// empty, dead slots. Liveness is kept by name; new nodes start live.
+    pub fn next(&self, cfg: &XdpConfig, ports: &[u16], arp: &str) -> Self {
+        let max = gateway_common::MAX_NODES as usize;
+        let kept: Vec<Option<u32>> = cfg.nodes.iter().map(|n| self.slot(&n.name)).collect();
+        let mut taken: Vec<bool> = vec![false; max.max(self.names.len())];
+        for slot in kept.iter().flatten() {
+            taken[*slot as usize] = true;
+        }
+        // Fresh slots first (beyond every slot used so far), then freed ones.
+        let mut free = (self.names.len()..max).chain(0..self.names.len()).filter(|s| !taken[*s]);
+        let slots: Vec<u32> = kept
+            .iter()
+            .map(|k| k.or_else(|| free.next().and_then(|s| u32::try_from(s).ok())).unwrap_or(NO_NODE))
+            .collect();
+        let mut plan = Self::build(cfg, ports, arp, &slots);
+        for (name, node) in self.names.iter().zip(&self.nodes) {
+            if node.live == 0 && !name.is_empty() {
+                plan.set_live(name, false);
+            }
+        }
+        plan
+    }
+
+    /// The plan with `cfg.nodes[i]` in slot `slots[i]` (config validation caps
+    /// the list at `MAX_NODES`, so every node has a slot).
+    fn build(cfg: &XdpConfig, ports: &[u16], arp: &str, slots: &[u32]) -> Self {
         let mut ports = ports.to_vec();
         ports.sort_unstable();
         ports.dedup();
         let (ns_per_token, burst_ns) = rate_settings(cfg.syn_rate, cfg.syn_burst);
-        let local = cfg.local_node.as_deref().and_then(|name| cfg.nodes.iter().position(|n| n.name == name));
-        let nodes: Vec<NodeEntry> = cfg
-            .nodes
-            .iter()
-            .map(|n| {
-                let mac = n.mac.or_else(|| arp_lookup(arp, n.address));
-                NodeEntry {
-                    addr: n.address.octets(),
-                    mac: mac.unwrap_or_default(),
-                    live: 1,
-                    has_mac: u8::from(mac.is_some()),
-                    pad: [0; 4],
-                }
-            })
-            .collect();
+        let len = slots.iter().filter(|s| **s != NO_NODE).map(|s| *s as usize + 1).max().unwrap_or(0);
+        let mut nodes = vec![NodeEntry::default(); len];
+        let mut names = vec![String::new(); len];
+        let mut peers = Vec::new();
+        let mut local = None;
+        for (n, &slot) in cfg.nodes.iter().zip(slots).filter(|(_, s)| **s != NO_NODE) {
+            let mac = n.mac.or_else(|| arp_lookup(arp, n.address));
+            nodes[slot as usize] = NodeEntry {
+                addr: n.address.octets(),
+                mac: mac.unwrap_or_default(),
+                live: 1,
+                has_mac: u8::from(mac.is_some()),
+                pad: [0; 4],
+            };
+            names[slot as usize] = n.name.clone();
+            if cfg.local_node.as_deref() == Some(n.name.as_str()) {
+                local = Some((slot, n.address.octets()));
+            } else {
+                peers.push((n.address.octets(), slot));
+            }
+        }
         let mut blocklist_v4 = Vec::new();
         let mut blocklist_v6 = Vec::new();
         for cidr in &cfg.blocklist {
@@ -88,31 +129,44 @@ impl Plan {
             settings: Settings {
                 ns_per_token,
                 burst_ns,
-                local_addr: local.map(|i| cfg.nodes[i].address.octets()).unwrap_or_default(),
-                local_node: local.and_then(|i| u32::try_from(i).ok()).unwrap_or(NO_NODE),
+                local_addr: local.map(|(_, addr)| addr).unwrap_or_default(),
+                local_node: local.map_or(NO_NODE, |(slot, _)| slot),
                 node_count: 0,
                 flags: if cfg.blocklist_all_ports { FLAG_BLOCK_ALL_PORTS } else { 0 },
             },
             nodes,
-            names: cfg.nodes.iter().map(|n| n.name.clone()).collect(),
+            names,
             maglev: Vec::new(),
             blocklist_v4,
             blocklist_v6,
-            peers: (0u32..)
-                .zip(&cfg.nodes)
-                .filter(|(slot, _)| local.is_none_or(|l| *slot as usize != l))
-                .map(|(slot, n)| (n.address.octets(), slot))
-                .collect(),
+            peers,
         };
         plan.rebuild_maglev();
         plan
     }
 
+    /// Slots that held a node in `self` and are empty in `next` (removed nodes).
+    pub fn removed_in(&self, next: &Plan) -> Vec<u32> {
+        (0u32..)
+            .zip(&self.names)
+            .filter(|(slot, name)| !name.is_empty() && next.names.get(*slot as usize).is_none_or(String::is_empty))
+            .map(|(slot, _)| slot)
+            .collect()
+    }
+
+    /// The slot of the node `name`.
+    pub fn slot(&self, name: &str) -> Option<u32> {
+        if name.is_empty() {
+            return None;
+        }
+        self.names.iter().position(|n| n == name).and_then(|s| u32::try_from(s).ok())
+    }
+
     /// Marks the node `name` live or dead and rebuilds the Maglev table; returns
     /// false when no node has that name.
     pub fn set_live(&mut self, name: &str, live: bool) -> bool {
-        let Some(slot) = self.names.iter().position(|n| n == name) else { return false };
-        self.nodes[slot].live = u8::from(live);
+        let Some(slot) = self.slot(name) else { return false };
+        self.nodes[slot as usize].live = u8::from(live);
         self.rebuild_maglev();
         true
     }
@@ -193,6 +247,33 @@ mod tests {
         assert!(plan.set_live("b", true));
         assert_eq!(plan.maglev, full);
         assert!(!plan.set_live("nope", false));
+    }
+
+    #[test]
+    fn a_reload_keeps_every_remaining_node_in_its_slot() {
+        let mut plan = Plan::new(&config(), &[8443], ARP);
+        plan.set_live("c", false);
+        let mut cfg = config();
+        cfg.nodes.remove(1);
+        cfg.nodes.insert(0, XdpNode { name: "d".into(), address: Ipv4Addr::new(10, 0, 0, 4), mac: Some([4; 6]) });
+        let next = plan.next(&cfg, &[8443], ARP);
+        assert_eq!(next.names, ["a", "", "c", "d"]);
+        assert_eq!((next.slot("a"), next.slot("c"), next.slot("d"), next.slot("")), (Some(0), Some(2), Some(3), None));
+        assert_eq!(next.nodes[1], NodeEntry::default(), "the removed node's slot is empty and dead");
+        assert_eq!((next.nodes[2].live, next.nodes[3].live), (0, 1), "liveness kept by name");
+        assert_eq!(next.settings.node_count, 2);
+        assert!(next.maglev.iter().all(|&s| s == 0 || s == 3));
+        assert_eq!(next.peers, [([10, 0, 0, 4], 3), ([10, 0, 0, 3], 2)]);
+        assert_eq!(plan.removed_in(&next), [1]);
+        // Once fresh slots run out, freed ones are reused.
+        let full: Vec<XdpNode> = (0..64)
+            .map(|i| XdpNode { name: format!("n{i}"), address: Ipv4Addr::new(10, 1, 0, i as u8), mac: None })
+            .collect();
+        let cfg = XdpConfig { nodes: full.clone(), local_node: Some("n0".into()), ..XdpConfig::default() };
+        let plan = Plan::new(&cfg, &[8443], "");
+        let mut swapped = cfg.clone();
+        swapped.nodes[5] = XdpNode { name: "new".into(), ..full[5].clone() };
+        assert_eq!(plan.next(&swapped, &[8443], "").slot("new"), Some(5));
     }
 
     #[test]

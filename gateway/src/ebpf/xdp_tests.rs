@@ -15,6 +15,9 @@ use crate::config::{XdpConfig, XdpNode, parse_cidr};
 #[path = "xdp_state_tests.rs"]
 mod state;
 
+#[path = "xdp_membership_tests.rs"]
+mod membership;
+
 const PORT: u16 = 8443;
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -290,13 +293,13 @@ fn clients_stay_with_their_owner_until_it_dies() {
     let (verdict, out) = run(&plane, &frame);
     assert_eq!((verdict, dst(&out)), (XDP_TX, [10, 99, 0, 3]));
     // Membership changes elsewhere: the client stays pinned to c.
-    assert!(plane.set_node_live("b", false).unwrap());
+    assert_eq!(plane.set_node_live("b", false).unwrap(), Some(0), "no client was pinned to b");
     let (verdict, out) = run(&plane, &frame);
     assert_eq!((verdict, dst(&out)), (XDP_TX, [10, 99, 0, 3]));
     // Its owner dies: re-hashed to a live node (a is the only other one).
-    assert!(plane.set_node_live("c", false).unwrap());
+    assert_eq!(plane.set_node_live("c", false).unwrap(), Some(1), "the client's pin moved");
     assert_eq!(run(&plane, &frame), (XDP_PASS, frame.clone()));
-    assert!(!plane.set_node_live("nope", true).unwrap());
+    assert_eq!(plane.set_node_live("nope", true).unwrap(), None);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The `mcp-gateway` binary: config validation and exit codes, `keygen`,
-//! and graceful shutdown on SIGTERM with a call in flight.
+//! graceful shutdown on SIGTERM with a call in flight, and SIGHUP reloads.
 
 use std::path::Path;
 use std::time::Duration;
@@ -144,6 +144,49 @@ async fn sigterm_drains_in_flight_calls_then_exits_0() {
         let exit = exit.unwrap_or_else(|| panic!("gateway still running 5 s after the drain:\n{}", gw.output()));
         assert_eq!(exit.code(), Some(0), "{}", gw.output());
         assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_xdp_section_and_survives_a_broken_file() {
+    bounded(async {
+        let demo = Demo::start("a").await;
+        let dir = tempfile::tempdir().unwrap();
+        let base = format!(
+            "server:\n  host: 127.0.0.1\n  port: 0\nadmin:\n  host: 127.0.0.1\n  port: 0\n\
+             backends:\n  - name: a\n    url: {}\nlogging:\n  format: json\n  level: info\n",
+            demo.url
+        );
+        let config = write(dir.path(), "gateway.yaml", &base);
+        let mut gw = Proc::spawn(gateway(&["--config", &config]));
+        let line = gw.wait_line(Pipe::Stderr, Duration::from_secs(10), |l| l.contains("\"data_addr\"")).await;
+        let line = line.unwrap_or_else(|| panic!("gateway did not start:\n{}", gw.output()));
+        let log: Value = serde_json::from_str(&line).unwrap();
+        let url = format!("http://{}/mcp", log["data_addr"].as_str().unwrap());
+        let c = client();
+
+        // A broken file: every error is logged with its place, and nothing changes.
+        write(dir.path(), "gateway.yaml", &format!("{base}xdp:\n  syn_rate: lots\n"));
+        gw.signal("HUP");
+        let err = gw.wait_line(Pipe::Stderr, Duration::from_secs(10), |l| l.contains("keeping the running")).await;
+        assert!(err.is_some(), "no reload error logged:\n{}", gw.output());
+        assert!(gw.output().contains("gateway.yaml:14:13: xdp.syn_rate"), "{}", gw.output());
+        open_session(&c, &url).await;
+
+        // A valid change of the xdp section and of another section: the other one is named as
+        // waiting for a restart; without a data plane the xdp section waits too.
+        let changed = base.replace("level: info", "level: debug");
+        write(dir.path(), "gateway.yaml", &format!("{changed}xdp:\n  syn_rate: 5\n"));
+        gw.signal("HUP");
+        let warn = gw.wait_line(Pipe::Stderr, Duration::from_secs(10), |l| l.contains("no XDP data plane")).await;
+        assert!(warn.is_some(), "no reload outcome logged:\n{}", gw.output());
+        assert!(gw.output().contains("changed more than the xdp section"), "{}", gw.output());
+        open_session(&c, &url).await;
+        assert!(gw.wait_exit(Duration::from_millis(1)).await.is_none(), "SIGHUP stopped the gateway");
+        gw.signal("TERM");
+        let exit = gw.wait_exit(Duration::from_secs(10)).await.expect("gateway did not exit on SIGTERM");
+        assert_eq!(exit.code(), Some(0), "{}", gw.output());
     })
     .await;
 }
