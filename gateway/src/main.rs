@@ -9,6 +9,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use mcp_gateway::config::{self, Config, ConfigErrors, Overrides};
 
+/// mimalloc: fewer instructions per allocation than glibc malloc on the request path
+/// (about 30 allocations per proxied `tools/call`), and idle RSS stays small.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "mcp-gateway", version = mcp_gateway::VERSION, about = "Edge gateway for MCP servers", long_about = None)]
 struct Cli {
@@ -181,7 +186,7 @@ fn run(args: &RunArgs) -> ExitCode {
         eprintln!("logging: {e}");
         return ExitCode::from(1);
     }
-    match serve(cfg, args.workers) {
+    match serve(cfg, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -191,16 +196,20 @@ fn run(args: &RunArgs) -> ExitCode {
     }
 }
 
-fn serve(cfg: Config, workers: Option<usize>) -> anyhow::Result<()> {
+fn serve(cfg: Config, args: &RunArgs) -> anyhow::Result<()> {
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
-    if let Some(n) = workers {
+    if let Some(n) = args.workers {
         rt.worker_threads(n.max(1));
     }
     let rt = rt.build().context("starting the async runtime")?;
     rt.block_on(async move {
-        let gw = mcp_gateway::start(cfg).await.context("starting mcp-gateway")?;
-        wait_for_signal().await;
+        let gw = mcp_gateway::start(cfg.clone()).await.context("starting mcp-gateway")?;
+        let mut running = cfg;
+        let mut signals = Signals::new();
+        while signals.next().await == Signal::Reload {
+            reload(&gw, args, &mut running);
+        }
         tracing::info!("shutdown signal received: draining");
         gw.shutdown().await;
         tracing::info!("drained; exiting");
@@ -208,15 +217,71 @@ fn serve(cfg: Config, workers: Option<usize>) -> anyhow::Result<()> {
     })
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-        // Without signal handlers, ctrl_c is the best we can do.
-        let _ = tokio::signal::ctrl_c().await;
-        return;
+/// SIGHUP: read the configuration again (file and flags) and apply what can change while
+/// running, the `xdp:` section (blocklist, new-flow limits, node list). An invalid file is
+/// reported with every error and changes nothing; other changed sections are named as
+/// waiting for a restart.
+fn reload(gw: &mcp_gateway::RunningGateway, args: &RunArgs, running: &mut Config) {
+    let name = source_name(args);
+    let fresh = match load(args) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::error!(error = %e, "reload: invalid configuration");
+            }
+            tracing::error!("reload: {name} has {} error(s); keeping the running configuration", errors.0.len());
+            return;
+        }
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut rest = fresh.clone();
+    rest.xdp = running.xdp.clone();
+    if rest != *running {
+        tracing::warn!("reload: {name} changed more than the xdp section; those changes take effect after a restart");
+    }
+    if fresh.xdp == running.xdp {
+        tracing::info!("reload: {name}: xdp section unchanged");
+        return;
+    }
+    match gw.reload_xdp(&fresh.xdp) {
+        Ok(true) => {
+            tracing::info!("reload: {name}: xdp section applied (blocklist, limits, nodes)");
+            running.xdp = fresh.xdp;
+        }
+        Ok(false) => tracing::warn!("reload: {name}: no XDP data plane is running; the xdp section needs a restart"),
+        Err(e) => {
+            tracing::error!(error = %e, "reload: {name}: applying the xdp section failed; the previous one stays")
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Signal {
+    Stop,
+    Reload,
+}
+
+/// SIGTERM/SIGINT stop, SIGHUP reloads.
+struct Signals(Option<[tokio::signal::unix::Signal; 3]>);
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup())) {
+            (Ok(term), Ok(int), Ok(hup)) => Self(Some([term, int, hup])),
+            _ => Self(None),
+        }
+    }
+
+    async fn next(&mut self) -> Signal {
+        let Some([term, int, hup]) = &mut self.0 else {
+            // Without signal handlers, ctrl_c is the best we can do.
+            let _ = tokio::signal::ctrl_c().await;
+            return Signal::Stop;
+        };
+        tokio::select! {
+            _ = term.recv() => Signal::Stop,
+            _ = int.recv() => Signal::Stop,
+            _ = hup.recv() => Signal::Reload,
+        }
     }
 }

@@ -52,20 +52,14 @@ pub fn check_headers(headers: &HeaderMap, limits: &Limits) -> Result<(), LimitEr
 }
 
 /// Nesting depth of arrays and objects, counted outside strings; stops early past `max`.
+/// (The streamable POST checks the depth inside its one-pass envelope reading,
+/// `mcp::envelope::parse_within`, and calls this only when that defers.)
 pub fn check_depth(bytes: &[u8], max: usize) -> Result<(), LimitError> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let (mut depth, mut i) = (0usize, 0usize);
+    while let Some(&b) = bytes.get(i) {
+        i += 1;
         match b {
-            b'"' => in_string = true,
+            b'"' => i = string_end(bytes, i),
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -77,6 +71,33 @@ pub fn check_depth(bytes: &[u8], max: usize) -> Result<(), LimitError> {
         }
     }
     Ok(())
+}
+
+/// Index just past the string whose text starts at `i` (the end of input if unterminated).
+/// String text is skipped 8 bytes at a time while no `"` or `\` is in the word.
+fn string_end(bytes: &[u8], mut i: usize) -> usize {
+    const LO: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HI: u64 = u64::from_ne_bytes([0x80; 8]);
+    let has = |w: u64, c: u8| {
+        let v = w ^ u64::from_ne_bytes([c; 8]);
+        v.wrapping_sub(LO) & !v & HI != 0
+    };
+    loop {
+        while let Some(chunk) = bytes.get(i..i + 8) {
+            let w = u64::from_ne_bytes(chunk.try_into().unwrap_or_default());
+            if has(w, b'"') || has(w, b'\\') {
+                break;
+            }
+            i += 8;
+        }
+        match bytes.get(i) {
+            None => return bytes.len(),
+            Some(b'"') => return i + 1,
+            // An escape: the next byte is text, whatever it is.
+            Some(b'\\') => i += 2,
+            Some(_) => i += 1,
+        }
+    }
 }
 
 /// Every message id in the body is at most `max` bytes of JSON text.
@@ -116,6 +137,14 @@ mod tests {
         assert_eq!(check_depth(br#"{"a":[1,{"b":[]}]}"#, 3), Err(LimitError::TooDeep(3)));
         assert_eq!(check_depth(br#"{"a":"[[[[[[\"[[["}"#, 1), Ok(()));
         assert_eq!(check_depth(br#"{"a":"\\"}"#, 1), Ok(()));
+        // Long strings (the 8-byte skip), escapes at word edges, unterminated strings.
+        assert_eq!(check_depth(br#"{"a":"0123456789abcdef[[[[\"[[[[[[[[\\","b":[[]]}"#, 3), Ok(()));
+        assert_eq!(
+            check_depth(br#"{"a":"0123456789abcdef[[[[\"[[[[[[[[\\","b":[[]]}"#, 2),
+            Err(LimitError::TooDeep(2))
+        );
+        assert_eq!(check_depth(br#"{"a":"01234567[[[[[[[[[[[[[[[[[[[[\"#, 1), Ok(()));
+        assert_eq!(check_depth(br#"["abcdefgh\"]","abcdefgh",[["#, 2), Err(LimitError::TooDeep(2)));
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         assert_eq!(check_depth(deep.as_bytes(), 128), Err(LimitError::TooDeep(128)));
     }

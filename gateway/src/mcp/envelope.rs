@@ -13,6 +13,10 @@
 //! exactly one of `result`/`error` and no `method`. Anything else is -32600 with a short reason
 //! and the message's id when it is a valid id. In a batch, the first invalid message decides.
 //!
+//! Speed: [`parse_within`] reads the common body (one object) in one pass with
+//! [`super::scan`], the depth limit included, and defers to the full parse below whenever it
+//! is unsure, so both give the same answers.
+//!
 //! Nesting: serde_json skips raw and ignored values with an explicit heap stack rather than
 //! recursion, so deep nesting cannot overflow the stack. Deeply nested members are passed
 //! through for the backend to judge; a deeply nested top-level array is -32600 ("batch element
@@ -23,6 +27,8 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+
+use super::scan::Members;
 
 /// JSON-RPC "Parse error".
 pub const PARSE_ERROR: i32 = -32700;
@@ -82,8 +88,8 @@ pub struct Envelope {
     pub kind: Kind,
     /// The `id` exactly as sent (string, number, or `null` in a response).
     pub id: Option<Box<RawValue>>,
-    /// The method of a request or notification.
-    pub method: Option<String>,
+    /// The method of a request or notification (borrowed from [`KNOWN_METHODS`] when known).
+    pub method: Option<Cow<'static, str>>,
     /// `params.name` for `tools/call`/`prompts/get`, `params.uri` for `resources/read`.
     pub name: Option<String>,
 }
@@ -93,7 +99,9 @@ impl Envelope {
     pub fn label(&self) -> &'static str {
         match (&self.kind, &self.method) {
             (Kind::Response, _) | (_, None) => "response",
-            (_, Some(method)) => method_label(method),
+            // Only known methods are stored borrowed.
+            (_, Some(Cow::Borrowed(known))) => known,
+            (_, Some(Cow::Owned(method))) => method_label(method),
         }
     }
 }
@@ -136,6 +144,15 @@ impl Body {
     /// The first method in the body.
     pub fn first_method(&self) -> Option<&str> {
         self.messages().iter().find_map(|env| env.method.as_deref())
+    }
+
+    /// The metric label of the first method, or `"response"` when there is none.
+    pub fn first_label(&self) -> &'static str {
+        match self.messages().iter().find_map(|env| env.method.as_ref()) {
+            Some(Cow::Borrowed(known)) => known,
+            Some(Cow::Owned(method)) => method_label(method),
+            None => "response",
+        }
     }
 
     /// Number of messages.
@@ -226,12 +243,44 @@ fn present<'a, D: Deserializer<'a>>(de: D) -> Result<Option<&'a RawValue>, D::Er
     <&'a RawValue>::deserialize(de).map(Some)
 }
 
+/// The members [`classify`] looks at: raw JSON text, and the id as a `RawValue` to keep.
+struct Raw<'a> {
+    m: Members<'a>,
+    id: Option<&'a RawValue>,
+}
+
+impl<'a> From<RawMessage<'a>> for Raw<'a> {
+    fn from(r: RawMessage<'a>) -> Self {
+        let text = |v: Option<&'a RawValue>| v.map(RawValue::get);
+        let (jsonrpc, method, params, result, error) =
+            (text(r.jsonrpc), text(r.method), text(r.params), text(r.result), text(r.error));
+        let m = Members { jsonrpc, id: text(r.id), method, params, result, error, params_names: None };
+        Self { m, id: r.id }
+    }
+}
+
 #[derive(Deserialize)]
 struct NameParams<'a> {
     #[serde(borrow, default)]
     name: Option<&'a RawValue>,
     #[serde(borrow, default)]
     uri: Option<&'a RawValue>,
+}
+
+/// The one-pass reading of a single-object body nested at most `max_depth` deep: `Some` with
+/// exactly what [`parse`] answers (after a passed depth check), or `None` when the body is
+/// anything else (a batch, invalid JSON, too deep, an unusual object); then the caller checks
+/// the depth and calls [`parse`].
+pub fn parse_within(bytes: &[u8], max_depth: usize) -> Option<Result<Body, EnvelopeError>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let m = super::scan::top_object(text, max_depth)?;
+    // The id is short; re-reading it is how a borrowed `RawValue` is made without `unsafe`.
+    let id = match m.id {
+        Some(id) => Some(serde_json::from_str::<&RawValue>(id).ok()?),
+        None => None,
+    };
+    let raw = Raw { m, id };
+    Some(classify(raw).map(Body::Single))
 }
 
 /// Parses a POST body into its envelope(s).
@@ -245,7 +294,7 @@ pub fn parse(bytes: &[u8]) -> Result<Body, EnvelopeError> {
     })?;
     match text.trim_start_matches(|c: char| c.is_ascii_whitespace()).as_bytes().first() {
         Some(b'{') => match serde_json::from_str::<RawMessage<'_>>(text) {
-            Ok(raw) => classify(raw).map(Body::Single),
+            Ok(raw) => classify(raw.into()).map(Body::Single),
             Err(err) => Err(data_or_parse_error(text, err, "duplicate member")),
         },
         Some(b'[') => {
@@ -268,7 +317,9 @@ fn parse_batch_item(item: &RawValue) -> Result<Envelope, EnvelopeError> {
         return Err(invalid("batch element is not an object", None));
     }
     // The whole body already parsed, so only data errors (duplicates) remain here.
-    serde_json::from_str::<RawMessage<'_>>(item.get()).map_err(|_| invalid("duplicate member", None)).and_then(classify)
+    serde_json::from_str::<RawMessage<'_>>(item.get())
+        .map_err(|_| invalid("duplicate member", None))
+        .and_then(|raw| classify(raw.into()))
 }
 
 /// A serde error on well-formed JSON is a structure problem (-32600); otherwise -32700.
@@ -299,9 +350,8 @@ fn id_shape(raw: &RawValue) -> IdShape {
     }
 }
 
-/// The text of a JSON string value, borrowed unless it has escapes.
-fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+/// The text of a JSON string value (raw JSON text), borrowed unless it has escapes.
+fn json_str(text: &str) -> Option<Cow<'_, str>> {
     let inner = text.strip_prefix('"')?.strip_suffix('"')?;
     if inner.contains('\\') {
         serde_json::from_str::<String>(text).ok().map(Cow::Owned)
@@ -310,11 +360,11 @@ fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     }
 }
 
-fn classify(raw: RawMessage<'_>) -> Result<Envelope, EnvelopeError> {
+fn classify(raw: Raw<'_>) -> Result<Envelope, EnvelopeError> {
     // Only a string or number id is echoed back in an error.
     let echo_id = raw.id.filter(|id| id_shape(id) == IdShape::Valid);
     let fail = |reason| Err(invalid(reason, echo_id));
-    match raw.jsonrpc.map(json_str) {
+    match raw.m.jsonrpc.map(json_str) {
         None => return fail("missing jsonrpc"),
         Some(Some(v)) if v == "2.0" => {}
         Some(_) => return fail("jsonrpc must be \"2.0\""),
@@ -324,21 +374,25 @@ fn classify(raw: RawMessage<'_>) -> Result<Envelope, EnvelopeError> {
         shape => shape == Some(IdShape::Null),
     };
     let id = raw.id.map(ToOwned::to_owned);
-    if let Some(method) = raw.method {
+    if let Some(method) = raw.m.method {
         let Some(method) = json_str(method) else {
             return fail("method must be a string");
         };
-        if raw.result.is_some() || raw.error.is_some() {
+        if raw.m.result.is_some() || raw.m.error.is_some() {
             return fail("message has both method and result or error");
         }
         if id_is_null {
             return fail("request id must not be null");
         }
         let kind = if id.is_some() { Kind::Request } else { Kind::Notification };
-        let name = raw.params.and_then(|params| name_of(&method, params));
-        return Ok(Envelope { kind, id, method: Some(method.into_owned()), name });
+        let name = raw.m.params.and_then(|params| name_of(&method, params, raw.m.params_names));
+        let method = match known_method(&method) {
+            Some(known) => Cow::Borrowed(known),
+            None => Cow::Owned(method.into_owned()),
+        };
+        return Ok(Envelope { kind, id, method: Some(method), name });
     }
-    match (raw.result.is_some(), raw.error.is_some(), id.is_some()) {
+    match (raw.m.result.is_some(), raw.m.error.is_some(), id.is_some()) {
         (true, true, _) => fail("response has both result and error"),
         (false, false, _) => fail("message has no method, result or error"),
         (_, _, false) => fail("response without id"),
@@ -347,17 +401,26 @@ fn classify(raw: RawMessage<'_>) -> Result<Envelope, EnvelopeError> {
 }
 
 /// `params.name` / `params.uri` for the methods that route by it; `None` if absent or odd.
-fn name_of(method: &str, params: &RawValue) -> Option<String> {
+fn name_of(method: &str, params: &str, found: Option<super::scan::ParamNames<'_>>) -> Option<String> {
     let wants_uri = match method {
         "tools/call" | "prompts/get" => false,
-        "resources/read" => true,
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => true,
         _ => return None,
     };
-    if !params.get().starts_with('{') {
+    if !params.starts_with('{') {
         return None;
     }
-    let parsed: NameParams<'_> = serde_json::from_str(params.get()).ok()?;
-    let value = if wants_uri { parsed.uri } else { parsed.name }?;
+    let value = match found {
+        Some(found) if found.repeated => return None,
+        Some(found) => if wants_uri { found.uri } else { found.name }?,
+        None => match super::scan::name_member(params, if wants_uri { "uri" } else { "name" }) {
+            Some(value) => value?,
+            None => {
+                let parsed: NameParams<'_> = serde_json::from_str(params).ok()?;
+                if wants_uri { parsed.uri } else { parsed.name }?.get()
+            }
+        },
+    };
     json_str(value).map(Cow::into_owned)
 }
 
@@ -377,7 +440,12 @@ pub fn error_body(id: Option<&RawValue>, code: i32, message: &str, reason: &str)
 /// A bounded metric label for a method name: itself if in [`KNOWN_METHODS`], else `"other"`.
 /// Responses have no method; [`Envelope::label`] gives them `"response"`.
 pub fn method_label(method: &str) -> &'static str {
-    KNOWN_METHODS.iter().find(|known| **known == method).copied().unwrap_or("other")
+    known_method(method).unwrap_or("other")
+}
+
+/// `method` as its entry in [`KNOWN_METHODS`].
+fn known_method(method: &str) -> Option<&'static str> {
+    KNOWN_METHODS.iter().copied().find(|known| *known == method)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 pub mod envelope;
 pub mod legacy;
+mod scan;
 pub mod session;
 pub mod sse;
 pub mod streamable;
@@ -15,7 +16,7 @@ pub mod streamable;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::value::RawValue;
@@ -30,6 +31,10 @@ use crate::telemetry::access::RequestLog;
 pub const X_REQUEST_ID: &str = "x-request-id";
 /// `Mcp-Session-Id` (header names are case-insensitive; `http` lowercases).
 pub const MCP_SESSION_ID: &str = "mcp-session-id";
+
+// The same names as `HeaderName`s: a `&str` key is parsed and lowercased on every lookup.
+static X_REQUEST_ID_NAME: HeaderName = HeaderName::from_static(X_REQUEST_ID);
+pub(crate) static MCP_SESSION_ID_NAME: HeaderName = HeaderName::from_static(MCP_SESSION_ID);
 
 /// What rides along one request.
 #[derive(Debug)]
@@ -54,9 +59,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, conn: ConnInfo)
     let log = RequestLog::new(
         Arc::clone(&shared.metrics),
         shared.config.logging.access_log,
-        req.method().clone(),
+        req.method(),
         req.uri().path(),
-        request_id.to_str().unwrap_or("-").to_owned(),
+        &request_id,
         conn.peer,
     );
     let mut ctx = Ctx { log, rpc_id: None, conn, request_id: request_id.clone(), caller: None, list_filter: None };
@@ -102,7 +107,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>, conn: ConnInfo)
         Ok(r) => r,
         Err(e) => error_response(&shared, &e, &mut ctx),
     };
-    resp.headers_mut().insert(X_REQUEST_ID, request_id);
+    resp.headers_mut().insert(&X_REQUEST_ID_NAME, request_id);
     ctx.log.status = resp.status().as_u16();
     resp
 }
@@ -117,11 +122,11 @@ pub fn error_response(shared: &Shared, e: &GatewayError, ctx: &mut Ctx) -> Respo
         shared.metrics.client_errors.with_label_values(&[reason]).inc();
     }
     if e.status().is_server_error() {
-        tracing::warn!(request_id = ?ctx.request_id, error = %e.message(), "request failed");
+        tracing::warn!(request_id = ?ctx.request_id, error = %e.message(), cause = e.cause(), "request failed");
     } else {
         tracing::debug!(request_id = ?ctx.request_id, error = %e.message(), "request refused");
     }
-    let body = envelope::error_body(ctx.rpc_id.as_deref(), e.jsonrpc_code(), &e.message(), reason);
+    let body = e.body(ctx.rpc_id.as_deref());
     let mut b = Response::builder().status(e.status()).header(header::CONTENT_TYPE, "application/json");
     if matches!(e, GatewayError::MethodNotAllowed) {
         b = b.header(header::ALLOW, "GET, POST, DELETE");
@@ -140,14 +145,34 @@ pub fn error_response(shared: &Shared, e: &GatewayError, ctx: &mut Ctx) -> Respo
 
 /// Accept a sane client `X-Request-ID`, else generate one.
 fn request_id(headers: &HeaderMap) -> HeaderValue {
-    if let Some(v) = headers.get(X_REQUEST_ID) {
+    if let Some(v) = headers.get(&X_REQUEST_ID_NAME) {
         let b = v.as_bytes();
         if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| (0x21..=0x7e).contains(c)) {
             return v.clone();
         }
     }
-    let id: u128 = rand::random();
-    HeaderValue::from_str(&format!("{id:032x}")).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    generated_request_id()
+}
+
+/// 32 hex digits, unique per process: a random 64-bit prefix drawn once, then a counter.
+/// Ids are correlation handles, not secrets; the prefix keeps replicas and restarts apart.
+fn generated_request_id() -> HeaderValue {
+    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(rand::random);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut buf = [0u8; 32];
+    hex_u64(prefix, &mut buf[..16]);
+    hex_u64(n, &mut buf[16..]);
+    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// `value` as 16 lowercase hex digits into `out` (16 bytes).
+fn hex_u64(value: u64, out: &mut [u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = HEX[((value >> (60 - 4 * i)) & 0xf) as usize];
+    }
 }
 
 /// Read a whole request body within the size and time limits.
@@ -162,7 +187,15 @@ pub async fn read_body(shared: &Shared, headers: &HeaderMap, body: Incoming) -> 
         }
     }
     let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match tokio::time::timeout(shared.config.server.read_timeout, limited.collect()).await {
+    let mut collect = std::pin::pin!(limited.collect());
+    // A small body has usually arrived with the head: then it is complete at the first poll,
+    // and arming (and cancelling) the read timer would be wasted work.
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(collect.as_mut().poll(cx))).await;
+    let collected = match first {
+        std::task::Poll::Ready(r) => Ok(r),
+        std::task::Poll::Pending => tokio::time::timeout(shared.config.server.read_timeout, collect).await,
+    };
+    match collected {
         Err(_) => Err(GatewayError::BodyTimeout),
         Ok(Ok(c)) => Ok(c.to_bytes()),
         Ok(Err(e)) => match e.downcast::<hyper::Error>() {
@@ -173,15 +206,32 @@ pub async fn read_body(shared: &Shared, headers: &HeaderMap, body: Incoming) -> 
     }
 }
 
+/// The nesting-depth limit and the JSON-RPC envelope in one pass where possible (see
+/// [`envelope::parse_within`]), else the depth check then [`parse_envelope`]: the same
+/// answers either way (too deep: 400 with -32600, checked before the JSON itself).
+pub fn parse_checked(shared: &Shared, bytes: &[u8], ctx: &mut Ctx) -> Result<envelope::Body, GatewayError> {
+    match envelope::parse_within(bytes, shared.config.security.limits.max_json_depth) {
+        Some(parsed) => record_envelope(parsed, ctx),
+        None => {
+            shared.guard.check_depth(bytes)?;
+            parse_envelope(bytes, ctx)
+        }
+    }
+}
+
 /// Parse the JSON-RPC envelope, recording the id and method on the context.
 pub fn parse_envelope(bytes: &[u8], ctx: &mut Ctx) -> Result<envelope::Body, GatewayError> {
-    match envelope::parse(bytes) {
+    record_envelope(envelope::parse(bytes), ctx)
+}
+
+fn record_envelope(
+    parsed: Result<envelope::Body, envelope::EnvelopeError>,
+    ctx: &mut Ctx,
+) -> Result<envelope::Body, GatewayError> {
+    match parsed {
         Ok(body) => {
             ctx.rpc_id = body.first_id().map(|r| r.to_owned());
-            ctx.log.rpc_method = match body.first_method() {
-                Some(m) => envelope::method_label(m),
-                None => "response",
-            };
+            ctx.log.rpc_method = body.first_label();
             Ok(body)
         }
         Err(e) => {

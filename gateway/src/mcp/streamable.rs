@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 
 use super::session::{now_unix, route};
 use super::sse::{SseStream, StreamGauge};
-use super::{Ctx, MCP_SESSION_ID, parse_envelope, read_body};
+use super::{Ctx, MCP_SESSION_ID_NAME as MCP_SESSION_ID, parse_checked, read_body};
 use crate::config::BackendTransport;
 use crate::gateway::Shared;
 use crate::http::GwBody;
@@ -29,9 +29,9 @@ use crate::proxy::{GatewayError, balancer};
 use crate::session::token::{SessionClaims, SessionTransport};
 
 /// `Mcp-Method` (2026-07-28).
-const MCP_METHOD: &str = "mcp-method";
+static MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 /// `Mcp-Name` (2026-07-28).
-const MCP_NAME: &str = "mcp-name";
+static MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
 
 /// POST: one JSON-RPC message (or a 2025-03-26 batch).
 pub async fn post(
@@ -41,22 +41,21 @@ pub async fn post(
 ) -> Result<Response<GwBody>, GatewayError> {
     let (mut parts, body) = req.into_parts();
     let bytes = read_body(shared, &parts.headers, body).await?;
-    // Nesting depth before the parse; ids and the per-tool policy right after it,
-    // so a forbidden call is refused (403) before any backend or session is touched.
-    shared.guard.check_depth(&bytes)?;
-    let envelope = parse_envelope(&bytes, ctx)?;
+    // Nesting depth with (or before) the parse; ids and the per-tool policy right after
+    // it, so a forbidden call is refused (403) before any backend or session is touched.
+    let envelope = parse_checked(shared, &bytes, ctx)?;
     check_method_headers(&parts.headers, &envelope)?;
     shared.guard.authorize(&envelope, ctx, &shared.metrics)?;
 
     let token = session_token(&parts.headers)?;
-    let (backend, claims) = route_or_pick(shared, token.as_deref())?;
+    let (backend, claims) = route_or_pick(shared, token.as_ref().map(token_str))?;
     if let Some(c) = &claims {
         shared.guard.check_session(c, ctx)?;
     }
     parts.method = Method::POST;
     let upstream = upstream_request(shared, parts, &backend, backend.url.clone(), ctx, upstream_id(&claims), bytes)?;
     let resp = exchange(shared, &backend, upstream, OnClientGone::Detach, token.is_some()).await?;
-    respond(shared, &backend, resp, token, ctx, "streamable_post", false)
+    respond_to(shared, &backend, resp, token, ctx, "streamable_post", false)
 }
 
 /// GET: the server→client stream of a session (or 405 from a stateless backend).
@@ -69,7 +68,7 @@ pub async fn get(
     ctx.log.rpc_method = "stream";
     let token = session_token(&parts.headers)?;
     // No session: let a backend answer (400/405 per its revision).
-    let (backend, claims) = route_or_pick(shared, token.as_deref())?;
+    let (backend, claims) = route_or_pick(shared, token.as_ref().map(token_str))?;
     if let Some(c) = &claims {
         shared.guard.check_session(c, ctx)?;
     }
@@ -78,7 +77,7 @@ pub async fn get(
     let upstream =
         upstream_request(shared, parts, &backend, backend.url.clone(), ctx, upstream_id(&claims), Bytes::new())?;
     let resp = exchange(shared, &backend, upstream, OnClientGone::Close, token.is_some()).await?;
-    respond(shared, &backend, resp, token, ctx, "streamable_get", true)
+    respond_to(shared, &backend, resp, token, ctx, "streamable_get", true)
 }
 
 /// DELETE: end a session.
@@ -92,7 +91,7 @@ pub async fn delete(
     let Some(token) = session_token(&parts.headers)? else {
         return Err(GatewayError::MissingSession("DELETE needs an Mcp-Session-Id header"));
     };
-    let (backend, claims) = route(shared, &token, SessionTransport::Streamable)?;
+    let (backend, claims) = route(shared, token_str(&token), SessionTransport::Streamable)?;
     shared.guard.check_session(&claims, ctx)?;
     ctx.log.backend = Some(Arc::clone(&backend.name));
     let upstream = upstream_request(
@@ -110,10 +109,10 @@ pub async fn delete(
     if status.is_success() || status == StatusCode::NOT_FOUND {
         let expires = claims.issued_at.saturating_add(shared.config.sessions.ttl.as_secs()).max(now_unix() + 60);
         shared.revoked.insert(&claims.backend, &claims.upstream_session, expires);
-        shared.sessions.forget(&token);
+        shared.sessions.forget(token_str(&token));
         shared.metrics.sessions_deleted.with_label_values(&[&backend.name]).inc();
     }
-    respond(shared, &backend, resp, Some(token), ctx, "streamable_delete", false)
+    respond_to(shared, &backend, resp, Some(token), ctx, "streamable_delete", false)
 }
 
 /// A session's backend (opened from its id), or a new backend when there is no id.
@@ -154,17 +153,23 @@ pub(super) fn upstream_request(
     Ok(Request::from_parts(parts, http_body_util::Full::new(body)))
 }
 
-/// The client's session id, if any. Several values, or a non-ASCII one, is a client error.
-fn session_token(headers: &HeaderMap) -> Result<Option<String>, GatewayError> {
-    let mut values = headers.get_all(MCP_SESSION_ID).iter();
+/// The client's session id, if any, as sent (a shared, not copied, header value; its text
+/// is visible ASCII, see [`token_str`]). Several values, or a non-ASCII one, is a client error.
+fn session_token(headers: &HeaderMap) -> Result<Option<HeaderValue>, GatewayError> {
+    let mut values = headers.get_all(&MCP_SESSION_ID).iter();
     let Some(first) = values.next() else { return Ok(None) };
     if values.next().is_some() {
         return Err(GatewayError::InvalidRequest("more than one Mcp-Session-Id header"));
     }
     match first.to_str() {
-        Ok(s) if !s.is_empty() => Ok(Some(s.to_owned())),
+        Ok(s) if !s.is_empty() => Ok(Some(first.clone())),
         _ => Err(GatewayError::Session(crate::session::token::OpenError::Malformed)),
     }
+}
+
+/// The text of a value [`session_token`] accepted (which checked that it is ASCII).
+fn token_str(token: &HeaderValue) -> &str {
+    token.to_str().unwrap_or_default()
 }
 
 /// Upstream headers: proxy headers, and the backend's own session id restored.
@@ -180,11 +185,11 @@ pub(super) fn prepare(
         backend,
         &ForwardedFor { peer: &ctx.conn.peer_ip, proto, request_id: &ctx.request_id },
     );
-    headers.remove(MCP_SESSION_ID);
+    headers.remove(&MCP_SESSION_ID);
     if let Some(s) = upstream_session {
         let v =
             HeaderValue::from_str(s).map_err(|_| GatewayError::Session(crate::session::token::OpenError::Tampered))?;
-        headers.insert(MCP_SESSION_ID, v);
+        headers.insert(&MCP_SESSION_ID, v);
     }
     Ok(())
 }
@@ -217,15 +222,44 @@ pub(super) fn respond(
     stream_label: &str,
     close_on_drain: bool,
 ) -> Result<Response<GwBody>, GatewayError> {
+    // A token that is no valid header value is never echoed back (as before).
+    let client_token = client_token.map(|t| HeaderValue::from_str(&t).ok());
+    respond_with(shared, backend, resp, client_token, ctx, stream_label, close_on_drain)
+}
+
+/// [`respond`] for a session id taken from the request's header as it was.
+fn respond_to(
+    shared: &Shared,
+    backend: &Backend,
+    resp: Response<UpstreamStream>,
+    client_token: Option<HeaderValue>,
+    ctx: &mut Ctx,
+    stream_label: &str,
+    close_on_drain: bool,
+) -> Result<Response<GwBody>, GatewayError> {
+    respond_with(shared, backend, resp, client_token.map(Some), ctx, stream_label, close_on_drain)
+}
+
+/// `client_token`: `Some` when the client sent a session id (`Some(None)` if it cannot be
+/// echoed), `None` for a new session.
+fn respond_with(
+    shared: &Shared,
+    backend: &Backend,
+    resp: Response<UpstreamStream>,
+    client_token: Option<Option<HeaderValue>>,
+    ctx: &mut Ctx,
+    stream_label: &str,
+    close_on_drain: bool,
+) -> Result<Response<GwBody>, GatewayError> {
     let (mut parts, body) = resp.into_parts();
     forward::strip_hop_by_hop(&mut parts.headers);
     if client_token.is_some() && parts.status == StatusCode::NOT_FOUND {
         // The backend no longer knows this session (restarted?): say so in metrics.
         shared.metrics.session_routing_failures.with_label_values(&["backend_unknown_session"]).inc();
     }
-    if let Some(upstream) = parts.headers.remove(MCP_SESSION_ID) {
+    if let Some(upstream) = parts.headers.remove(&MCP_SESSION_ID) {
         let value = match client_token {
-            Some(t) => HeaderValue::from_str(&t).ok(),
+            Some(t) => t,
             None => {
                 let sealed = upstream.to_str().ok().and_then(|s| {
                     shared.sealer.seal_checked(&SessionClaims {
@@ -246,7 +280,7 @@ pub(super) fn respond(
             }
         };
         if let Some(v) = value {
-            parts.headers.insert(MCP_SESSION_ID, v);
+            parts.headers.insert(&MCP_SESSION_ID, v);
         }
     }
     let is_sse = forward::is_event_stream(&parts.headers);
@@ -302,12 +336,12 @@ fn check_method_headers(headers: &HeaderMap, body: &super::envelope::Body) -> Re
         // Batches predate these headers (2025-03-26 only).
         super::envelope::Body::Batch(_) => return Ok(()),
     };
-    if let Some(h) = headers.get(MCP_METHOD) {
+    if let Some(h) = headers.get(&MCP_METHOD) {
         if decode_header(h).as_deref() != method {
             return Err(GatewayError::HeaderMismatch { header: "Mcp-Method" });
         }
     }
-    if let Some(h) = headers.get(MCP_NAME) {
+    if let Some(h) = headers.get(&MCP_NAME) {
         if decode_header(h).as_deref() != name {
             return Err(GatewayError::HeaderMismatch { header: "Mcp-Name" });
         }
@@ -342,9 +376,9 @@ mod tests {
     fn duplicate_session_headers_are_refused() {
         let mut h = HeaderMap::new();
         assert!(session_token(&h).unwrap().is_none());
-        h.append(MCP_SESSION_ID, HeaderValue::from_static("a"));
-        assert_eq!(session_token(&h).unwrap().as_deref(), Some("a"));
-        h.append(MCP_SESSION_ID, HeaderValue::from_static("b"));
+        h.append(&MCP_SESSION_ID, HeaderValue::from_static("a"));
+        assert_eq!(session_token(&h).unwrap().as_ref().map(token_str), Some("a"));
+        h.append(&MCP_SESSION_ID, HeaderValue::from_static("b"));
         assert!(matches!(session_token(&h), Err(GatewayError::InvalidRequest(_))));
     }
 }

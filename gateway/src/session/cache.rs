@@ -10,7 +10,7 @@
 //! drops idle entries, which bounds memory together with the per-shard cap.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
 use super::token::{OpenError, Sealer, SessionClaims, SessionTransport};
@@ -21,49 +21,85 @@ const MAX_PER_SHARD: usize = 8192;
 
 #[derive(Debug)]
 struct Entry {
+    /// The exact token text: a hit needs the whole string to match, not just its hash.
+    token: Box<str>,
     claims: Arc<SessionClaims>,
     last_seen: u64,
 }
 
+/// The maps are keyed by the token's keyed hash, computed once per lookup; this hasher
+/// passes that hash through instead of hashing it again.
+#[derive(Debug, Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here; fold anything else in rather than lose it.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Shard = HashMap<u64, Entry, BuildHasherDefault<PassThrough>>;
+
 /// The cache of opened session ids.
 #[derive(Debug)]
 pub struct OpenedSessions {
-    hasher: RandomState,
-    shards: Vec<Mutex<HashMap<Box<str>, Entry>>>,
+    /// Randomly keyed per process: clients choose the token text they send.
+    hasher: foldhash::quality::RandomState,
+    shards: Vec<Mutex<Shard>>,
 }
 
 impl Default for OpenedSessions {
     fn default() -> Self {
-        Self { hasher: RandomState::new(), shards: (0..SHARDS).map(|_| Mutex::default()).collect() }
+        Self { hasher: Default::default(), shards: (0..SHARDS).map(|_| Mutex::default()).collect() }
     }
 }
 
 impl OpenedSessions {
-    fn shard(&self, token: &str) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Entry>> {
-        let i = (self.hasher.hash_one(token) as usize) % SHARDS;
-        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    /// The token's hash and its shard (chosen by bits the maps do not use for buckets or tags).
+    fn shard(&self, token: &str) -> (u64, std::sync::MutexGuard<'_, Shard>) {
+        let h = self.hasher.hash_one(token);
+        let i = (h >> 32) as usize % SHARDS;
+        (h, self.shards[i].lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Open `token` (from the cache when it was opened before) and mark it seen at `now`.
     pub fn open(&self, sealer: &Sealer, token: &str, now: u64) -> Result<Arc<SessionClaims>, OpenError> {
-        if let Some(entry) = self.shard(token).get_mut(token) {
-            sealer.check_fresh(&entry.claims, now)?;
-            entry.last_seen = now;
-            return Ok(Arc::clone(&entry.claims));
+        {
+            let (h, mut shard) = self.shard(token);
+            if let Some(entry) = shard.get_mut(&h).filter(|e| *e.token == *token) {
+                sealer.check_fresh(&entry.claims, now)?;
+                entry.last_seen = now;
+                return Ok(Arc::clone(&entry.claims));
+            }
         }
         // Miss: authenticate outside the lock.
         let claims = Arc::new(sealer.open_at(token, now)?);
-        let mut shard = self.shard(token);
+        let (h, mut shard) = self.shard(token);
         if shard.len() >= MAX_PER_SHARD {
             shard.clear();
         }
-        shard.insert(token.into(), Entry { claims: Arc::clone(&claims), last_seen: now });
+        // A different token with the same hash (vanishingly rare) is simply replaced.
+        shard.insert(h, Entry { token: token.into(), claims: Arc::clone(&claims), last_seen: now });
         Ok(claims)
     }
 
     /// Forget a session (ended by DELETE).
     pub fn forget(&self, token: &str) {
-        self.shard(token).remove(token);
+        let (h, mut shard) = self.shard(token);
+        if shard.get(&h).is_some_and(|e| *e.token == *token) {
+            shard.remove(&h);
+        }
     }
 
     /// Drop entries idle for more than `idle_secs`; return the remaining

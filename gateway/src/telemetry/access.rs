@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::Method;
+use http::{HeaderValue, Method};
 
 use super::Metrics;
 
@@ -13,16 +13,10 @@ use super::Metrics;
 #[derive(Debug)]
 pub struct RequestLog {
     metrics: Arc<Metrics>,
-    enabled: bool,
     start: Instant,
-    /// HTTP method.
-    pub http_method: Method,
-    /// Request path (without query: it may hold a session token).
-    pub path: String,
-    /// `X-Request-ID`, accepted or generated.
-    pub request_id: String,
-    /// Client address.
-    pub peer: std::net::SocketAddr,
+    /// The access-log fields, captured only when the line will be written: with the access
+    /// log off (or filtered out) a request costs no copies or formatting for it.
+    access: Option<Box<AccessFields>>,
     /// JSON-RPC method label (bounded set), once known.
     pub rpc_method: &'static str,
     /// Backend name, once routed.
@@ -33,29 +27,36 @@ pub struct RequestLog {
     pub reason: Option<&'static str>,
 }
 
+/// The request's own fields of an access-log line.
+#[derive(Debug)]
+struct AccessFields {
+    http_method: Method,
+    /// Request path (without query: it may hold a session token).
+    path: String,
+    /// `X-Request-ID`, accepted or generated.
+    request_id: HeaderValue,
+    peer: std::net::SocketAddr,
+}
+
 impl RequestLog {
-    /// Start the context for one request.
+    /// Start the context for one request; `enabled` is `logging.access_log`.
     pub fn new(
         metrics: Arc<Metrics>,
         enabled: bool,
-        http_method: Method,
+        http_method: &Method,
         path: &str,
-        request_id: String,
+        request_id: &HeaderValue,
         peer: std::net::SocketAddr,
     ) -> Self {
-        Self {
-            metrics,
-            enabled,
-            start: Instant::now(),
-            http_method,
-            path: path.to_owned(),
-            request_id,
-            peer,
-            rpc_method: "-",
-            backend: None,
-            status: 0,
-            reason: None,
-        }
+        let access = (enabled && tracing::enabled!(target: "access", tracing::Level::INFO)).then(|| {
+            Box::new(AccessFields {
+                http_method: http_method.clone(),
+                path: path.to_owned(),
+                request_id: request_id.clone(),
+                peer,
+            })
+        });
+        Self { metrics, start: Instant::now(), access, rpc_method: "-", backend: None, status: 0, reason: None }
     }
 }
 
@@ -65,39 +66,21 @@ impl Drop for RequestLog {
         let backend = self.backend.as_deref().unwrap_or("-");
         // status 0 = the client went away before any response existed.
         let status = if self.status == 0 { 499 } else { self.status };
-        let buf = itoa_buf(status);
-        let status_str = buf.as_str();
-        self.metrics.requests.with_label_values(&[backend, self.rpc_method, status_str]).inc();
-        if self.backend.is_some() {
-            self.metrics.request_duration.with_label_values(&[backend, self.rpc_method]).observe(elapsed.as_secs_f64());
-        }
-        if self.enabled {
+        let with_duration = self.backend.is_some();
+        self.metrics.record_request(backend, self.rpc_method, status, with_duration.then_some(elapsed));
+        if let Some(a) = &self.access {
             tracing::info!(
                 target: "access",
-                method = %self.http_method,
-                path = %self.path,
+                method = %a.http_method,
+                path = %a.path,
                 rpc = self.rpc_method,
                 status,
                 backend,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
-                request_id = %self.request_id,
-                peer = %self.peer,
+                request_id = a.request_id.to_str().unwrap_or("-"),
+                peer = %a.peer,
                 reason = self.reason.unwrap_or("-"),
             );
         }
-    }
-}
-
-/// A tiny stack formatter for status codes (avoids an allocation per request).
-struct StatusBuf([u8; 3]);
-
-fn itoa_buf(status: u16) -> StatusBuf {
-    let s = status.min(999);
-    StatusBuf([b'0' + (s / 100) as u8, b'0' + (s / 10 % 10) as u8, b'0' + (s % 10) as u8])
-}
-
-impl StatusBuf {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or("000")
     }
 }

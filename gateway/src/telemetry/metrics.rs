@@ -6,18 +6,24 @@
 //! (backend names from config, method labels from a fixed list, reasons from
 //! enums), never from raw client input.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// All gateway metrics, registered in one registry.
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// Tells this set of metrics (and its clones) apart in the per-thread handle cache.
+    id: u64,
     /// `mcp_requests_total{backend,method,status}`.
     pub requests: IntCounterVec,
     /// `mcp_request_duration_seconds{backend,method}`: time to response headers.
@@ -65,6 +71,40 @@ pub struct Metrics {
     pub jwks_fetches: IntCounterVec,
     /// `mcp_auth_verdict_cache_total{outcome}`: credential lookups (`hit`, `miss`).
     pub verdict_cache: IntCounterVec,
+}
+
+/// Source of [`Metrics`] ids.
+static NEXT_METRICS_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Label sets remembered per thread by [`Metrics::record_request`] (a full cache starts over).
+const HOT_ENTRIES: usize = 32;
+
+/// Resolved `mcp_requests_total` / `mcp_request_duration_seconds` handles for one label set.
+struct HotEntry {
+    metrics: u64,
+    backend: Box<str>,
+    method: &'static str,
+    status: u16,
+    requests: IntCounter,
+    duration: Option<Histogram>,
+}
+
+thread_local! {
+    static HOT: RefCell<Vec<HotEntry>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A status code as a 3-digit label, formatted on the stack.
+struct StatusLabel([u8; 3]);
+
+fn status_label(status: u16) -> StatusLabel {
+    let s = status.min(999);
+    StatusLabel([b'0' + (s / 100) as u8, b'0' + (s / 10 % 10) as u8, b'0' + (s % 10) as u8])
+}
+
+impl StatusLabel {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("000")
+    }
 }
 
 /// Latency buckets, in seconds: sub-millisecond proxying up to long tool calls.
@@ -204,7 +244,42 @@ impl Metrics {
                 &["outcome"],
             ),
             registry,
+            id: NEXT_METRICS_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// Count one finished request in `mcp_requests_total` and, when it reached a backend,
+    /// observe its duration. The label lookups (hash, lock, clone) are paid once per label
+    /// set and thread: the resolved handles are kept in a small per-thread cache.
+    pub fn record_request(&self, backend: &str, method: &'static str, status: u16, duration: Option<Duration>) {
+        HOT.with_borrow_mut(|hot| {
+            let found = hot.iter().position(|e| {
+                e.metrics == self.id && e.status == status && e.method == method && *e.backend == *backend
+            });
+            let i = found.unwrap_or_else(|| {
+                if hot.len() >= HOT_ENTRIES {
+                    hot.clear();
+                }
+                let code = status_label(status);
+                hot.push(HotEntry {
+                    metrics: self.id,
+                    backend: backend.into(),
+                    method,
+                    status,
+                    requests: self.requests.with_label_values(&[backend, method, code.as_str()]),
+                    duration: None,
+                });
+                hot.len() - 1
+            });
+            let entry = &mut hot[i];
+            entry.requests.inc();
+            if let Some(d) = duration {
+                // Resolved on first use: a label set without a backend has no duration series.
+                let h =
+                    entry.duration.get_or_insert_with(|| self.request_duration.with_label_values(&[backend, method]));
+                h.observe(d.as_secs_f64());
+            }
+        });
     }
 
     /// Prometheus text exposition of every metric.
@@ -221,6 +296,11 @@ impl Metrics {
     /// data plane is attached).
     pub fn set_xdp_source(&self, source: XdpSource) {
         *self.xdp_packets.source.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::from(source));
+    }
+
+    /// Registers a collector owned by another module (the XDP node membership gauges).
+    pub fn register(&self, collector: Box<dyn Collector>) -> prometheus::Result<()> {
+        self.registry.register(collector)
     }
 }
 
@@ -311,6 +391,31 @@ mod tests {
         {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
+    }
+
+    #[test]
+    fn recorded_requests_keep_their_labels() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        for _ in 0..3 {
+            a.record_request("be", "tools/call", 200, Some(Duration::from_millis(1)));
+        }
+        a.record_request("-", "other", 404, None);
+        b.record_request("be", "tools/call", 200, None);
+        let count = |m: &Metrics, labels: &[&str]| m.requests.with_label_values(labels).get();
+        assert_eq!(count(&a, &["be", "tools/call", "200"]), 3);
+        assert_eq!(count(&a, &["-", "other", "404"]), 1);
+        assert_eq!(count(&b, &["be", "tools/call", "200"]), 1);
+        let text = String::from_utf8(a.render()).unwrap();
+        assert!(text.contains(r#"mcp_request_duration_seconds_count{backend="be",method="tools/call"} 3"#), "{text}");
+        // No backend, no duration series.
+        assert!(!text.contains(r#"mcp_request_duration_seconds_count{backend="-""#), "{text}");
+        // Past the per-thread cache size, counts still land.
+        for status in 100..100 + 2 * HOT_ENTRIES as u16 {
+            a.record_request("be", "ping", status, None);
+        }
+        a.record_request("be", "tools/call", 200, None);
+        assert_eq!(count(&a, &["be", "ping", "101"]), 1);
+        assert_eq!(count(&a, &["be", "tools/call", "200"]), 4);
     }
 
     #[test]

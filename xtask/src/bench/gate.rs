@@ -129,6 +129,7 @@ pub fn measure(root: &Path, bin_dir: &Path, dir: &Path) -> anyhow::Result<f64> {
         key: none.clone(),
         pem: none,
         session_keys,
+        jwt: None,
     };
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], targets::free_port()?));
     // Health checks would run inside the counted window at an interval of seconds.
@@ -153,7 +154,7 @@ pub fn measure(root: &Path, bin_dir: &Path, dir: &Path) -> anyhow::Result<f64> {
     )?;
     gateway.wait_for_port(addr)?;
     let url = format!("http://{addr}/mcp");
-    let request = Request { session: targets::initialize(&url)?, url, body: tools_call_body() };
+    let request = Request { session: targets::initialize(&url, None)?, url, body: tools_call_body(), bearer: None };
     sequential(&request, WARMUP, dir)?;
     control(gateway.pid(), "-z")?;
     sequential(&request, REQUESTS, dir)?;

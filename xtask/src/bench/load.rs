@@ -20,17 +20,21 @@ pub struct Request {
     pub session: String,
     /// The JSON-RPC body.
     pub body: String,
+    /// A bearer token (JWT) for targets with authentication on.
+    pub bearer: Option<String>,
 }
 
 impl Request {
     /// Header lines (`name: value`) every request carries.
-    pub fn headers(&self) -> [String; 4] {
-        [
+    pub fn headers(&self) -> Vec<String> {
+        let mut headers = vec![
             "Content-Type: application/json".to_owned(),
             "Accept: application/json, text/event-stream".to_owned(),
             format!("Mcp-Session-Id: {}", self.session),
             "Mcp-Protocol-Version: 2025-06-18".to_owned(),
-        ]
+        ];
+        headers.extend(self.bearer.as_ref().map(|t| format!("Authorization: Bearer {t}")));
+        headers
     }
 }
 

@@ -4,7 +4,12 @@
 use super::*;
 
 fn request() -> Request {
-    Request { url: "http://127.0.0.1:1/mcp".to_owned(), session: "g1.abc".to_owned(), body: tools_call_body() }
+    Request {
+        url: "http://127.0.0.1:1/mcp".to_owned(),
+        session: "g1.abc".to_owned(),
+        body: tools_call_body(),
+        bearer: None,
+    }
 }
 
 #[test]

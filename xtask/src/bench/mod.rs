@@ -11,7 +11,10 @@
 //! `/proc/PID/stat`, because on 2 cores the load generator's core often saturates first.
 //! `--gate` runs the callgrind regression gate instead ([`gate`]).
 
+#[path = "../flood.rs"]
+mod flood;
 mod gate;
+mod jwt;
 mod load;
 mod plot;
 mod procs;
@@ -33,7 +36,7 @@ use crate::test::{cargo, target_dir};
 use load::{LoadResult, Request};
 use procs::{CpuTimes, LOAD_CPU, PROXY_CPU, Proc};
 use stats::{Sample, Workload};
-use targets::{Env, Kind, Target};
+use targets::{Env, JwtAuth, Kind, Target};
 
 /// Limit for the release build.
 const BUILD_LIMIT: Duration = Duration::from_secs(40 * 60);
@@ -42,10 +45,10 @@ const CONNECTIONS: u32 = 32;
 /// The fixed request rates.
 pub const RATES: [u32; 2] = [1000, 3000];
 /// Every treatment, in the order of the first round.
-const KINDS: [Kind; 5] = [Kind::Direct, Kind::Gateway, Kind::GatewayTls, Kind::Nginx, Kind::Haproxy];
+const KINDS: [Kind; 6] = [Kind::Direct, Kind::Gateway, Kind::GatewayJwt, Kind::GatewayTls, Kind::Nginx, Kind::Haproxy];
 
 /// Options of `cargo xtask bench`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct BenchArgs {
     /// About one minute: one round of 2-second runs, 1000 SSE streams; report under target/bench/.
     #[arg(long)]
@@ -71,6 +74,12 @@ pub struct BenchArgs {
     /// With --gate: write the measured value as the new baseline instead of comparing.
     #[arg(long, requires = "gate")]
     pub update_baseline: bool,
+    /// Root only: legit MCP goodput under a SYN flood, XDP vs iptables raw vs nothing ([`flood`]).
+    #[arg(long, conflicts_with = "gate")]
+    pub flood: bool,
+    /// Internal: send the flood described by SPEC (run by --flood in the attacker namespace).
+    #[arg(long, hide = true, value_name = "SPEC")]
+    pub flood_send: Option<String>,
 }
 
 /// Run lengths and sizes derived from [`BenchArgs`].
@@ -86,6 +95,8 @@ pub struct Settings {
     pub sse_streams: u32,
     /// TLS handshakes per handshake run.
     pub handshakes: u32,
+    /// Requests per batch of the first-seen JWT measurement.
+    pub first_seen_tokens: u32,
     /// Report directory.
     pub out: PathBuf,
 }
@@ -104,6 +115,7 @@ impl Settings {
             warmup_secs: if args.quick { 1.0 } else { 2.0 },
             sse_streams: args.sse_streams.unwrap_or(sse),
             handshakes,
+            first_seen_tokens: if args.quick { 300 } else { 2000 },
             out: args.out.clone().unwrap_or(out),
         }
     }
@@ -131,12 +143,19 @@ pub struct Results {
     pub memory: Vec<Memory>,
     /// Idle SSE streams, one per round.
     pub sse: Vec<sse::SseResult>,
+    /// First-seen JWT verification cost, per algorithm and round.
+    pub first_seen: Vec<jwt::FirstSeen>,
     /// `uptime` load averages at the start and the end.
     pub load_avg: (String, String),
 }
 
 /// Run `cargo xtask bench`.
 pub fn bench(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
+    match (&args.flood_send, args.flood) {
+        (Some(spec), _) => return flood::send::main(spec),
+        (None, true) => return flood::run(root, args),
+        (None, false) => {}
+    }
     tools::ensure(!args.gate)?;
     if !args.no_build {
         step!("building release binaries");
@@ -164,6 +183,7 @@ pub fn bench(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     let markdown = report::markdown(&results, &settings, &machine);
     std::fs::create_dir_all(&settings.out)?;
     let md = settings.out.join("report.md");
+    let markdown = flood::carry_over(std::fs::read_to_string(&md).ok().as_deref(), markdown);
     std::fs::write(&md, &markdown).with_context(|| format!("writing {}", md.display()))?;
     let png = settings.out.join("report.png");
     plot::draw(&results, &png)?;
@@ -177,6 +197,7 @@ fn measure_all(root: &Path, bin_dir: &Path, dir: &Path, settings: &Settings) -> 
     let (mut backend, backend_addr) = targets::start_backend(&bin_dir.join("mcp-demo-server"), dir)?;
     let (cert, key, pem) = targets::make_tls(dir)?;
     let session_keys = targets::make_session_keys(&gateway_bin, dir)?;
+    let jwt_keys = jwt::JwtKeys::generate(dir)?;
     let env = Env {
         dir: dir.to_owned(),
         templates: root.join("bench"),
@@ -186,6 +207,7 @@ fn measure_all(root: &Path, bin_dir: &Path, dir: &Path, settings: &Settings) -> 
         key,
         pem,
         session_keys,
+        jwt: Some(JwtAuth { yaml: jwt_keys.auth_yaml(), token: jwt_keys.mint(jwt::Alg::Rs256, "bench-repeated")? }),
     };
     let mut results = Results { load_avg: (tools::load_avg(), String::new()), ..Results::default() };
     for round in 0..settings.rounds {
@@ -197,6 +219,8 @@ fn measure_all(root: &Path, bin_dir: &Path, dir: &Path, settings: &Settings) -> 
         }
         step!("round {}/{}: {} idle SSE streams", round + 1, settings.rounds, settings.sse_streams);
         results.sse.push(measure_sse(&env, settings.sse_streams)?);
+        step!("round {}/{}: first-seen JWT verification", round + 1, settings.rounds);
+        results.first_seen.extend(measure_first_seen(&env, &jwt_keys, settings.first_seen_tokens)?);
     }
     results.load_avg.1 = tools::load_avg();
     Ok(results)
@@ -211,7 +235,9 @@ pub fn rotated(round: u32) -> Vec<Kind> {
 
 fn measure_treatment(kind: Kind, env: &Env, settings: &Settings, results: &mut Results) -> anyhow::Result<()> {
     let mut target = targets::start(kind, env)?;
-    let session = targets::initialize(&target.plain_url().or(target.tls_url()).context("no listener")?)?;
+    let bearer = env.bearer(kind);
+    let session =
+        targets::initialize(&target.plain_url().or(target.tls_url()).context("no listener")?, bearer.as_deref())?;
     std::thread::sleep(Duration::from_millis(500));
     let (idle_kib, idle_pss_kib) = match &target.proc {
         Some(proc) => (proc.memory_kib("VmRSS")?, proc.pss_kib()?),
@@ -220,7 +246,7 @@ fn measure_treatment(kind: Kind, env: &Env, settings: &Settings, results: &mut R
     let body = load::tools_call_body();
     let dir = &env.dir;
     if let Some(url) = target.plain_url() {
-        let request = Request { url, session: session.clone(), body: body.clone() };
+        let request = Request { url, session: session.clone(), body: body.clone(), bearer: bearer.clone() };
         load::wrk(&request, CONNECTIONS, settings.warmup_secs, dir).context("warm-up")?;
         let sample = measure(&mut target, Workload::SaturationH1, || {
             Ok((load::wrk(&request, CONNECTIONS, settings.secs, dir)?, String::new()))
@@ -235,7 +261,7 @@ fn measure_treatment(kind: Kind, env: &Env, settings: &Settings, results: &mut R
     }
     // HTTP/2: over TLS where the treatment terminates TLS, else h2c (direct, plain gateway).
     let h2_url = target.tls_url().or(target.plain_url()).context("no listener")?;
-    let request = Request { url: h2_url, session, body };
+    let request = Request { url: h2_url, session, body, bearer };
     let sample =
         measure(&mut target, Workload::SaturationH2, || load::h2load(&request, CONNECTIONS, settings.secs, dir))?;
     results.samples.push(sample);
@@ -290,11 +316,38 @@ fn measure(
     Ok(sample)
 }
 
+/// A fresh JWT gateway: extra CPU per request when every token is new, per algorithm.
+fn measure_first_seen(env: &Env, keys: &jwt::JwtKeys, tokens: u32) -> anyhow::Result<Vec<jwt::FirstSeen>> {
+    let mut target = targets::start(Kind::GatewayJwt, env)?;
+    let url = target.plain_url().context("no url")?;
+    let bearer = env.bearer(Kind::GatewayJwt);
+    let session = targets::initialize(&url, bearer.as_deref())?;
+    let request = Request { url, session, body: load::tools_call_body(), bearer: None };
+    let pid = target.proc.as_ref().context("no gateway process")?.pid();
+    let mut out = Vec::new();
+    for alg in [jwt::Alg::Rs256, jwt::Alg::Es256] {
+        let r = jwt::first_seen(keys, alg, &request, pid, tokens, &env.dir)?;
+        step!(
+            "  {}: {:.1} µs CPU/request with new tokens, {:.1} with a repeated one: {:.1} µs per first-seen token",
+            alg.name(),
+            r.new_cpu_us,
+            r.repeated_cpu_us,
+            r.cost_us()
+        );
+        out.push(r);
+    }
+    if let Some(proc) = &mut target.proc {
+        proc.check_alive()?;
+        proc.stop();
+    }
+    Ok(out)
+}
+
 /// A fresh gateway holding `streams` idle SSE streams of one session.
 fn measure_sse(env: &Env, streams: u32) -> anyhow::Result<sse::SseResult> {
     let target = targets::start(Kind::Gateway, env)?;
     let addr = target.plain.context("gateway has no plain listener")?;
-    let session = targets::initialize(&target.plain_url().context("no url")?)?;
+    let session = targets::initialize(&target.plain_url().context("no url")?, None)?;
     std::thread::sleep(Duration::from_millis(500));
     let proc: &Proc = target.proc.as_ref().context("no gateway process")?;
     let result = sse::hold(addr, &session, streams, || proc.memory_kib("VmRSS"))?;
@@ -336,7 +389,7 @@ mod tests {
     fn rounds_rotate_the_order() {
         assert_eq!(rotated(0), KINDS.to_vec());
         assert_eq!(rotated(1)[0], KINDS[1]);
-        assert_eq!(rotated(1)[4], KINDS[0]);
-        assert_eq!(rotated(5), KINDS.to_vec());
+        assert_eq!(rotated(1)[KINDS.len() - 1], KINDS[0]);
+        assert_eq!(rotated(KINDS.len() as u32), KINDS.to_vec());
     }
 }

@@ -20,6 +20,7 @@ fn color(kind: Kind) -> RGBColor {
     match kind {
         Kind::Direct => RGBColor(140, 140, 140),
         Kind::Gateway => RGBColor(31, 119, 180),
+        Kind::GatewayJwt => RGBColor(23, 80, 130),
         Kind::GatewayTls => RGBColor(80, 160, 220),
         Kind::Nginx => RGBColor(44, 160, 44),
         Kind::Haproxy => RGBColor(255, 127, 14),
@@ -30,12 +31,13 @@ fn color(kind: Kind) -> RGBColor {
 fn label(kind: Kind, workload: Workload) -> String {
     let name = match kind {
         Kind::Direct => "direct",
-        Kind::Gateway | Kind::GatewayTls => "gateway",
+        Kind::Gateway => "gateway",
+        Kind::GatewayJwt | Kind::GatewayTls => "gateway+JWT",
         Kind::Nginx => "nginx",
         Kind::Haproxy => "HAProxy",
     };
     let proto = match (workload, kind) {
-        (Workload::SaturationH2, Kind::Direct | Kind::Gateway) => "h2c",
+        (Workload::SaturationH2, Kind::Direct | Kind::Gateway | Kind::GatewayJwt) => "h2c",
         (Workload::SaturationH2, _) => "TLS h2",
         _ => "HTTP/1.1",
     };
@@ -48,7 +50,7 @@ pub fn bars(
     workloads: &[Workload],
     metric: impl Fn(&crate::bench::stats::Sample) -> Option<f64>,
 ) -> Vec<Bar> {
-    let kinds = [Kind::Direct, Kind::Gateway, Kind::GatewayTls, Kind::Nginx, Kind::Haproxy];
+    let kinds = [Kind::Direct, Kind::Gateway, Kind::GatewayJwt, Kind::GatewayTls, Kind::Nginx, Kind::Haproxy];
     let mut out = Vec::new();
     for workload in workloads {
         for kind in kinds {

@@ -22,7 +22,9 @@ pub enum Kind {
     Direct,
     /// (B) mcp-gateway, plain HTTP/1.1 (and h2c).
     Gateway,
-    /// (B′) mcp-gateway with TLS 1.3 and HTTP/2.
+    /// (B+JWT) mcp-gateway, plain, every request with a (repeated) RS256 bearer token.
+    GatewayJwt,
+    /// (B′) mcp-gateway with TLS 1.3, HTTP/2 and JWT.
     GatewayTls,
     /// (D) nginx from Debian, plain reverse proxy with upstream keep-alive.
     Nginx,
@@ -36,11 +38,27 @@ impl Kind {
         match self {
             Self::Direct => "(A) direct",
             Self::Gateway => "(B) mcp-gateway",
-            Self::GatewayTls => "(B′) mcp-gateway TLS",
+            Self::GatewayJwt => "(B+JWT) mcp-gateway, JWT on",
+            Self::GatewayTls => "(B′) mcp-gateway TLS+JWT",
             Self::Nginx => "(D) nginx",
             Self::Haproxy => "(E) HAProxy",
         }
     }
+
+    /// Whether the treatment validates a bearer JWT on every request.
+    pub fn uses_jwt(self) -> bool {
+        matches!(self, Self::GatewayJwt | Self::GatewayTls)
+    }
+}
+
+/// Authentication for the JWT treatments: the gateway's `auth:` section and the token
+/// every request of the run carries.
+#[derive(Debug, Clone)]
+pub struct JwtAuth {
+    /// Top-level `auth:` YAML.
+    pub yaml: String,
+    /// An RS256 bearer token.
+    pub token: String,
 }
 
 /// Files and addresses shared by every treatment of a run.
@@ -62,6 +80,15 @@ pub struct Env {
     pub pem: PathBuf,
     /// `mcp-gateway keygen` output.
     pub session_keys: PathBuf,
+    /// JWT settings (`None`: the JWT treatments cannot run, e.g. in the callgrind gate).
+    pub jwt: Option<JwtAuth>,
+}
+
+impl Env {
+    /// The bearer token requests to `kind` carry.
+    pub fn bearer(&self, kind: Kind) -> Option<String> {
+        self.jwt.as_ref().filter(|_| kind.uses_jwt()).map(|j| j.token.clone())
+    }
 }
 
 /// A started treatment.
@@ -122,12 +149,12 @@ pub fn start(kind: Kind, env: &Env) -> anyhow::Result<Target> {
     let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     match kind {
         Kind::Direct => Ok(Target { kind, proc: None, plain: Some(env.backend), tls: None }),
-        Kind::Gateway | Kind::GatewayTls => {
+        Kind::Gateway | Kind::GatewayJwt | Kind::GatewayTls => {
             let addr = local(free_port()?);
             let config = gateway_config(env, kind, addr, &format!("gateway-{}.yaml", addr.port()), "10s")?;
             let mut proc = start_gateway(env, &config, &env.dir.join(format!("gateway-{}.log", addr.port())))?;
             proc.wait_for_port(addr)?;
-            let (plain, tls) = if kind == Kind::Gateway { (Some(addr), None) } else { (None, Some(addr)) };
+            let (plain, tls) = if kind == Kind::GatewayTls { (None, Some(addr)) } else { (Some(addr), None) };
             Ok(Target { kind, proc: Some(proc), plain, tls })
         }
         Kind::Nginx | Kind::Haproxy => {
@@ -168,7 +195,13 @@ pub fn gateway_config(env: &Env, kind: Kind, addr: SocketAddr, name: &str, healt
     } else {
         String::new()
     };
+    let auth = match (&env.jwt, kind.uses_jwt()) {
+        (Some(jwt), true) => jwt.yaml.clone(),
+        (None, true) => bail!("{} needs JWT settings", kind.label()),
+        (_, false) => String::new(),
+    };
     let vars = [
+        ("AUTH", auth),
         ("PORT", addr.port().to_string()),
         ("ADMIN_PORT", free_port()?.to_string()),
         ("TLS", tls),
@@ -235,14 +268,21 @@ pub fn make_session_keys(gateway_bin: &Path, dir: &Path) -> anyhow::Result<PathB
     Ok(path)
 }
 
-/// MCP `initialize` through `url` (curl, TLS unverified); returns the `Mcp-Session-Id`.
-pub fn initialize(url: &str) -> anyhow::Result<String> {
+/// MCP `initialize` through `url` (curl, TLS unverified), with `bearer` if given; returns the
+/// `Mcp-Session-Id`.
+pub fn initialize(url: &str, bearer: Option<&str>) -> anyhow::Result<String> {
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"xtask-bench","version":"1"}}}"#;
     let mut command = Command::new("curl");
-    command
-        .args(["-sk", "--max-time", "10", "-o", "/dev/null", "-D", "-", "-w", "status=%{http_code}\n"])
-        .args(["-H", "content-type: application/json", "-H", "accept: application/json, text/event-stream"])
-        .args(["-d", body, url]);
+    command.args(["-sk", "--max-time", "10", "-o", "/dev/null", "-D", "-", "-w", "status=%{http_code}\n"]).args([
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "accept: application/json, text/event-stream",
+    ]);
+    if let Some(token) = bearer {
+        command.args(["-H", &format!("authorization: Bearer {token}")]);
+    }
+    command.args(["-d", body, url]);
     let text = crate::run::output(&mut command, TOOL_LIMIT).with_context(|| format!("curl initialize {url}"))?;
     if !text.contains("status=200") {
         bail!("initialize through {url} did not answer 200:\n{text}");
@@ -281,10 +321,11 @@ mod tests {
             render(&text, &vars).unwrap();
         }
         let text = std::fs::read_to_string(root.join("gateway.yaml")).unwrap();
-        let vars: Vec<(&str, String)> = ["PORT", "ADMIN_PORT", "TLS", "SESSION_KEYS", "HEALTH_INTERVAL", "BACKEND"]
-            .iter()
-            .map(|n| (*n, "v".to_owned()))
-            .collect();
+        let vars: Vec<(&str, String)> =
+            ["AUTH", "PORT", "ADMIN_PORT", "TLS", "SESSION_KEYS", "HEALTH_INTERVAL", "BACKEND"]
+                .iter()
+                .map(|n| (*n, "v".to_owned()))
+                .collect();
         render(&text, &vars).unwrap();
     }
 
@@ -300,7 +341,7 @@ mod tests {
 
     #[test]
     fn labels_are_distinct() {
-        let kinds = [Kind::Direct, Kind::Gateway, Kind::GatewayTls, Kind::Nginx, Kind::Haproxy];
+        let kinds = [Kind::Direct, Kind::Gateway, Kind::GatewayJwt, Kind::GatewayTls, Kind::Nginx, Kind::Haproxy];
         let labels: std::collections::HashSet<_> = kinds.iter().map(|k| k.label()).collect();
         assert_eq!(labels.len(), kinds.len());
     }
