@@ -102,4 +102,19 @@ mod tests {
         assert!(repo_root().join("Cargo.toml").exists());
         assert!(repo_root().join("xtask").is_dir());
     }
+
+    /// The README's configuration reference is the embedded default config, verbatim, so the
+    /// documentation cannot drift from what `mcp-gateway` runs without `--config`.
+    #[test]
+    fn readme_config_reference_is_the_embedded_default() {
+        let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+        let default = std::fs::read_to_string(repo_root().join("gateway/src/config/default.yaml")).unwrap();
+        let section = &readme[readme.find("## Configuration reference").expect("section")..];
+        let start = section.find("```yaml\n").expect("yaml block") + "```yaml\n".len();
+        let end = start + section[start..].find("```\n").expect("block end");
+        assert!(
+            section[start..end] == default,
+            "README.md's configuration reference differs from gateway/src/config/default.yaml; copy the file in"
+        );
+    }
 }

@@ -22,6 +22,12 @@ pub struct TestArgs {
     /// Limit for the whole `cargo test` run, in minutes.
     #[arg(long, default_value_t = 60)]
     pub timeout_mins: u64,
+    /// Seconds of coverage-guided fuzzing per fuzz target after the tests (0 skips it).
+    #[arg(long, default_value_t = 15)]
+    pub fuzz_seconds: u64,
+    /// Skip the callgrind instructions-per-request gate (`cargo xtask bench --gate`).
+    #[arg(long)]
+    pub no_gate: bool,
     /// Arguments passed on to `cargo test` (write them after `--`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub cargo_test_args: Vec<String>,
@@ -65,9 +71,17 @@ pub fn test(root: &Path, args: &TestArgs) -> anyhow::Result<()> {
             .env("MCP_DEMO_SERVER_BIN", bin_dir.join("mcp-demo-server")),
         limit,
     )?;
-    // Root-only packet tests of the XDP data plane (skipped when tests are filtered).
+    // The slower whole-product checks run only for an unfiltered run: root-only packet tests
+    // of the XDP data plane, a bounded fuzz run of every parser of untrusted bytes, and the
+    // deterministic performance gate (instruction counts, not wall-clock time).
     if args.cargo_test_args.is_empty() {
         crate::netns::netns(&bin_dir)?;
+        if args.fuzz_seconds > 0 {
+            crate::fuzz::fuzz(root, &crate::fuzz::FuzzArgs { seconds: args.fuzz_seconds, targets: Vec::new() })?;
+        }
+        if !args.no_gate {
+            crate::bench::bench(root, &crate::bench::BenchArgs { gate: true, ..Default::default() })?;
+        }
     }
     step!("all tests passed");
     Ok(())
