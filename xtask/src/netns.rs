@@ -342,11 +342,13 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
         Command::new(crate::test::cargo()).args(["build", "-p", "mcp-gateway", "--bins"]).current_dir(root),
         Duration::from_secs(40 * 60),
     )?;
-    netns(&crate::test::target_dir(root).join("debug"))
+    let python = crate::setup::setup_python(root)?;
+    netns(&crate::test::target_dir(root).join("debug"), Some(&python))
 }
 
-/// Runs the namespace scenario with the binaries in `bin_dir`.
-pub fn netns(bin_dir: &Path) -> anyhow::Result<()> {
+/// Runs the namespace scenarios with the binaries in `bin_dir` (and the official Python SDK
+/// client from the e2e venv's `python`, when given).
+pub fn netns(bin_dir: &Path, python: Option<&Path>) -> anyhow::Result<()> {
     for bin in ["mcp-gateway", "mcp-demo-server"] {
         ensure!(
             bin_dir.join(bin).exists(),
@@ -370,7 +372,7 @@ pub fn netns(bin_dir: &Path) -> anyhow::Result<()> {
     pinned_restart(&topo, bin_dir)?;
     drop(server);
     drop(topo);
-    cluster::scenario(bin_dir)?;
+    cluster::scenario(bin_dir, python)?;
     step!("netns: all scenarios passed ({:.1} s)", started.elapsed().as_secs_f64());
     Ok(())
 }

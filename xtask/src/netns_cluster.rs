@@ -43,6 +43,8 @@ const NODES: [(&str, &str); 3] = [("n1", "10.202.0.11"), ("n2", "10.202.0.12"), 
 const NOTICE_LIMIT: Duration = Duration::from_secs(10);
 /// Tool calls per client, each on a new TCP connection (a new source port).
 const CALLS: usize = 6;
+/// Concurrent official-SDK sessions through the cluster.
+const SDK_SESSIONS: usize = 4;
 
 /// The namespaces of one run; dropping it removes them.
 struct Cluster {
@@ -238,8 +240,57 @@ fn total(cluster: &Cluster, names: &[&str], series: &str) -> anyhow::Result<u64>
     names.iter().map(|n| Ok(sample(&metrics_in(&cluster.ns(n))?, series))).sum()
 }
 
-/// Runs the three-node scenario with the binaries in `bin_dir`.
-pub fn scenario(bin_dir: &Path) -> anyhow::Result<()> {
+/// `(server, x-forwarded-for)` of every whoami call in `client.py`'s JSON line.
+pub fn sdk_calls(json_line: &str) -> Vec<(String, String)> {
+    let values = |key: &str| -> Vec<String> {
+        json_line.split(key).skip(1).filter_map(|rest| rest.split('"').next()).map(str::to_owned).collect()
+    };
+    values(r#""server": ""#).into_iter().zip(values(r#""x-forwarded-for": ""#)).collect()
+}
+
+/// The official Python SDK client in the client namespace: [`SDK_SESSIONS`] sessions at once,
+/// each with its own connections (so their flows take different ECMP paths), [`CALLS`] whoami
+/// calls each. The nodes share no session key, so a session only works if every one of its
+/// requests reaches the node that created it; every call must be served by the owner the raw
+/// probes found for the client address the calls came from.
+fn sdk_sessions(cluster: &Cluster, python: &Path, owners: &[(&str, String, String)]) -> anyhow::Result<()> {
+    let script = crate::repo_root().join("tests/py/client.py");
+    let mut cmd = Command::new("timeout");
+    cmd.args(["90", "ip", "netns", "exec", &cluster.ns("c")])
+        .arg(python)
+        .arg(&script)
+        .args(["--url", &format!("http://{VIP}:8443/mcp"), "--scenario", "sessions", "--timeout", "60"])
+        .args(["--sessions", &SDK_SESSIONS.to_string(), "--calls", &CALLS.to_string()]);
+    let out = capture(&mut cmd)?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    ensure!(
+        out.status.success() && line.starts_with(r#"{"ok": true"#),
+        "the Python SDK client failed through the cluster: {line}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = sdk_calls(line);
+    ensure!(
+        calls.len() == SDK_SESSIONS * CALLS,
+        "expected {} whoami calls, got {}: {line}",
+        SDK_SESSIONS * CALLS,
+        calls.len()
+    );
+    for (server, source) in &calls {
+        let owner = owners.iter().find(|(s, _, _)| s == source).map(|(_, o, _)| o);
+        ensure!(owner == Some(server), "SDK call from {source} served by {server}, its owner is {owner:?}");
+    }
+    step!(
+        "netns [cluster] Python SDK: {SDK_SESSIONS} sessions x {CALLS} calls from {} all served by its owner {}",
+        calls[0].1,
+        calls[0].0
+    );
+    Ok(())
+}
+
+/// Runs the three-node scenario with the binaries in `bin_dir`; with `python` (the e2e venv's
+/// interpreter) the official SDK client runs sessions through the cluster too.
+pub fn scenario(bin_dir: &Path, python: Option<&Path>) -> anyhow::Result<()> {
     let started = Instant::now();
     let cluster = Cluster::create().context("creating the cluster namespaces (needs root)")?;
     let macs: Vec<String> = NODES.iter().map(|(name, _)| mac(&cluster.ns(name))).collect::<Result<_, _>>()?;
@@ -267,6 +318,10 @@ pub fn scenario(bin_dir: &Path) -> anyhow::Result<()> {
     step!("netns [cluster] forwarded {forwarded} packets to owners, decapsulated {decapsulated}");
     ensure!(forwarded == decapsulated, "forwarded and decapsulated packets differ");
     ensure!(forwarded > 0, "no flow entered a node that does not own its client (ECMP did not spread flows)");
+    match python {
+        Some(python) => sdk_sessions(&cluster, python, &clients)?,
+        None => step!("netns [cluster] no Python SDK venv given: SDK sessions skipped (cargo xtask test runs them)"),
+    }
 
     // Remove the node that owns the first client.
     let victim = names.iter().position(|n| *n == clients[0].1).context("owner is not a node")?;
@@ -312,6 +367,16 @@ pub fn scenario(bin_dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sdk_whoami_calls_are_read_from_the_json_line() {
+        let line = r#"{"ok": true, "sessions": [{"calls": [{"server": "n1", "session": "s", "headers": {"x-forwarded-for": "10.202.0.2", "host": "v"}}, {"server": "n3", "session": "s", "headers": {"x-forwarded-for": "10.202.0.5"}}]}]}"#;
+        assert_eq!(
+            sdk_calls(line),
+            [("n1".to_owned(), "10.202.0.2".to_owned()), ("n3".to_owned(), "10.202.0.5".to_owned())]
+        );
+        assert!(sdk_calls(r#"{"ok": false, "error": "x"}"#).is_empty());
+    }
 
     #[test]
     fn whoami_and_headers_are_read_from_raw_replies() {

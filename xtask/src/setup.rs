@@ -64,7 +64,8 @@ fn installed_versions(python: &Path, names: &[&str]) -> Option<Vec<String>> {
     (versions.len() == names.len()).then_some(versions)
 }
 
-fn setup_python(root: &Path) -> anyhow::Result<PathBuf> {
+/// The e2e venv with the pinned MCP SDK; returns its interpreter.
+pub fn setup_python(root: &Path) -> anyhow::Result<PathBuf> {
     let requirements = root.join("tests").join("py").join("requirements.txt");
     let text = std::fs::read_to_string(&requirements).with_context(|| format!("reading {}", requirements.display()))?;
     let pins = parse_pins(&text);

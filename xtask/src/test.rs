@@ -75,7 +75,7 @@ pub fn test(root: &Path, args: &TestArgs) -> anyhow::Result<()> {
     // of the XDP data plane, a bounded fuzz run of every parser of untrusted bytes, and the
     // deterministic performance gate (instruction counts, not wall-clock time).
     if args.cargo_test_args.is_empty() {
-        crate::netns::netns(&bin_dir)?;
+        crate::netns::netns(&bin_dir, Some(&peers.python))?;
         if args.fuzz_seconds > 0 {
             crate::fuzz::fuzz(root, &crate::fuzz::FuzzArgs { seconds: args.fuzz_seconds, targets: Vec::new() })?;
         }
