@@ -67,6 +67,11 @@ pub fn markdown(results: &Results, settings: &Settings, machine: &[(String, Stri
         );
     }
     targets(&mut md, results);
+    // The profiling history is written by hand (bench/profile.md): what each change saved.
+    if let Ok(profile) = std::fs::read_to_string(crate::repo_root().join("bench").join("profile.md")) {
+        md.push_str(profile.trim_end());
+        md.push_str("\n\n");
+    }
     saturation(&mut md, s, &results.memory);
     rates(&mut md, s);
     http2(&mut md, s);

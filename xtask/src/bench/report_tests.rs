@@ -80,6 +80,7 @@ fn saturation_table_has_ratios_ranges_and_harness_flags() {
     let nginx = row(&md, "## HTTP/1.1 saturation", "(D) nginx");
     assert!(nginx.contains("†3/3"), "{nginx}");
     assert!(md.contains("| CPU | test |"));
+    assert!(md.contains("## Profile: what changed"), "bench/profile.md is not in the report");
 }
 
 #[test]
