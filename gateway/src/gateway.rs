@@ -191,10 +191,8 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let data_plane = crate::ebpf::start(&shared.config.xdp, &[data_addr.port()], &shared.metrics);
     // Peer node checks: a dead node leaves the Maglev table, only its clients move.
     let (xdp, port, metrics) = (&shared.config.xdp, data_addr.port(), &shared.metrics);
-    if let Some(watch) =
-        data_plane.as_ref().and_then(|plane| crate::ebpf::watch_nodes(plane, xdp, port, metrics, shared.drain.clone()))
-    {
-        tasks.spawn(watch);
+    if let Some(plane) = &data_plane {
+        tasks.spawn(crate::ebpf::watch_nodes(plane, xdp, port, metrics, shared.drain.clone()));
     }
 
     tracing::info!(

@@ -181,21 +181,19 @@ impl Nodes for DataPlane {
 }
 
 /// The task that checks the other `xdp.nodes` and keeps `plane`'s membership
-/// current (see [`membership`]); `None` without nodes at start (a node list
-/// added later by a reload is then not checked). Registers the membership
-/// metrics in `metrics`.
+/// current (see [`membership`]). It runs whenever the data plane does, also
+/// without nodes (a round without peers does nothing), so a node list added
+/// later by a reload is checked too. Registers the membership metrics in
+/// `metrics`.
 pub fn watch_nodes(
     plane: &Arc<DataPlane>,
     cfg: &XdpConfig,
     data_port: u16,
     metrics: &Metrics,
     drain: drain::Watch,
-) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
-    if cfg.nodes.is_empty() {
-        return None;
-    }
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let nodes: Arc<dyn Nodes> = Arc::clone(plane) as Arc<dyn Nodes>;
-    Some(membership::run(nodes, cfg.health.clone(), data_port, MembershipMetrics::new(metrics), drain))
+    membership::run(nodes, cfg.health.clone(), data_port, MembershipMetrics::new(metrics), drain)
 }
 
 /// Starts the data plane for `cfg`, acting on `ports`, if `xdp.enabled`; on any
