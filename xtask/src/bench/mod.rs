@@ -147,6 +147,8 @@ pub struct Results {
     pub first_seen: Vec<jwt::FirstSeen>,
     /// `uptime` load averages at the start and the end.
     pub load_avg: (String, String),
+    /// Busy share of both cores over two idle seconds before the first measurement.
+    pub busy_before: f64,
 }
 
 /// Run `cargo xtask bench`.
@@ -209,7 +211,9 @@ fn measure_all(root: &Path, bin_dir: &Path, dir: &Path, settings: &Settings) -> 
         session_keys,
         jwt: Some(JwtAuth { yaml: jwt_keys.auth_yaml(), token: jwt_keys.mint(jwt::Alg::Rs256, "bench-repeated")? }),
     };
-    let mut results = Results { load_avg: (tools::load_avg(), String::new()), ..Results::default() };
+    let busy_before = busy_share(Duration::from_secs(2))?;
+    step!("cores {:.0}% busy with other processes before the first measurement", busy_before * 100.0);
+    let mut results = Results { load_avg: (tools::load_avg(), String::new()), busy_before, ..Results::default() };
     for round in 0..settings.rounds {
         for kind in rotated(round) {
             step!("round {}/{}: {}", round + 1, settings.rounds, kind.label());
@@ -224,6 +228,13 @@ fn measure_all(root: &Path, bin_dir: &Path, dir: &Path, settings: &Settings) -> 
     }
     results.load_avg.1 = tools::load_avg();
     Ok(results)
+}
+
+/// The mean busy share of both cores over `window` (nothing of ours runs then).
+fn busy_share(window: Duration) -> anyhow::Result<f64> {
+    let (proxy, load) = (CpuTimes::read(PROXY_CPU)?, CpuTimes::read(LOAD_CPU)?);
+    std::thread::sleep(window);
+    Ok((proxy.busy_since(CpuTimes::read(PROXY_CPU)?) + load.busy_since(CpuTimes::read(LOAD_CPU)?)) / 2.0)
 }
 
 /// The treatment order of `round`: the first-round order rotated by `round`.

@@ -12,8 +12,9 @@ const PROXIES: [Kind; 4] = [Kind::Gateway, Kind::GatewayTls, Kind::Nginx, Kind::
 const PLAIN: [Kind; 5] = [Kind::Direct, Kind::Gateway, Kind::GatewayJwt, Kind::Nginx, Kind::Haproxy];
 const ALL: [Kind; 6] = [Kind::Direct, Kind::Gateway, Kind::GatewayJwt, Kind::GatewayTls, Kind::Nginx, Kind::Haproxy];
 const MIB: f64 = 1.0 / 1024.0;
-/// A 1-minute load average at or above this at the start marks the run as noisy.
-pub const NOISY_LOAD: f64 = 0.5;
+/// A share of both cores busy with other processes before the first measurement at or above
+/// this marks the run as noisy.
+pub const NOISY_BUSY: f64 = 0.10;
 
 fn show(s: Option<Spread>, scale: f64, digits: usize) -> String {
     s.map_or_else(|| "–".to_owned(), |s| s.show(scale, digits))
@@ -57,13 +58,16 @@ pub fn markdown(results: &Results, settings: &Settings, machine: &[(String, Stri
          is **proxy CPU time per request** (user+system from `/proc/PID/stat` deltas over each run).\n",
         if settings.rounds == 1 { " (one round: no ranges)" } else { "" }
     );
-    let start_load = results.load_avg.0.split_whitespace().next().and_then(|l| l.parse::<f64>().ok());
-    if let Some(load) = start_load.filter(|l| *l >= NOISY_LOAD) {
+    // The load average lags (the bench's own release build raises it), so what counts is how
+    // busy the cores were with other processes just before the first measurement.
+    if results.busy_before >= NOISY_BUSY {
         let _ = writeln!(
             md,
-            "**Noisy run:** the 1-minute load average was {load:.2} at the start (≥ {NOISY_LOAD}): other processes \
-             competed for both cores, so absolute figures are inflated and core-busy shares read 100%; compare \
-             treatments within this run only, and rerun on a quiet machine for the record.\n"
+            "**Noisy run:** before the first measurement the cores were {:.0}% busy with other processes \
+             (≥ {:.0}%): absolute figures are inflated; compare treatments within this run only, and rerun on a \
+             quiet machine for the record.\n",
+            results.busy_before * 100.0,
+            NOISY_BUSY * 100.0
         );
     }
     targets(&mut md, results);
@@ -163,9 +167,8 @@ fn jwt_cost(s: &[Sample]) -> (String, &'static str) {
 fn first_seen(md: &mut String, results: &Results) {
     let _ = writeln!(
         md,
-        "## JWT: cost of a first-seen token (gateway CPU per request, every token new vs one repeated token)
-
-         | algorithm | requests per batch | CPU µs/req, new tokens | CPU µs/req, repeated token | µs per first-seen token |
+        "## JWT: cost of a first-seen token (gateway CPU per request, every token new vs one repeated token)\n\n\
+         | algorithm | requests per batch | CPU µs/req, new tokens | CPU µs/req, repeated token | µs per first-seen token |\n\
          |---|---|---|---|---|"
     );
     for alg in [super::jwt::Alg::Rs256, super::jwt::Alg::Es256] {

@@ -48,7 +48,7 @@ fn results() -> Results {
         FirstSeen { alg: Alg::Rs256, requests: 2000, new_cpu_us: 94.0, repeated_cpu_us: 52.0 },
         FirstSeen { alg: Alg::Es256, requests: 2000, new_cpu_us: 150.0, repeated_cpu_us: 50.0 },
     ];
-    Results { samples, memory, sse, first_seen, load_avg: ("0.1".to_owned(), "0.2".to_owned()) }
+    Results { samples, memory, sse, first_seen, load_avg: ("0.1".to_owned(), "0.2".to_owned()), busy_before: 0.01 }
 }
 
 fn settings() -> Settings {
@@ -100,6 +100,7 @@ fn targets_get_verdicts() {
     // limit these rows, so req/s decides.
     let jwt = row(&md, "## Targets", "JWT on (repeated token) costs ≤ 3% req/s");
     assert!(jwt.contains("| -2.1% req/s, +3.1% CPU/request | met |"), "{jwt}");
+    assert!(md.contains("\n| algorithm | requests per batch |"), "first-seen table header is indented");
     let rs = row(&md, "## JWT: cost of a first-seen token", "RS256");
     assert!(rs.contains("| 2000 | 92.0 [90.0–94.0] | 51.0 [50.0–52.0] | 41.0 [40.0–42.0] |"), "{rs}");
     let es = row(&md, "## JWT: cost of a first-seen token", "ES256");
@@ -121,7 +122,11 @@ fn noisy_runs_are_marked_and_h2c_rows_get_no_tls_ratio() {
     let mut r = results();
     assert!(!markdown(&r, &settings(), &[]).contains("Noisy run"));
     r.load_avg.0 = "3.50 2.00 1.00".to_owned();
-    assert!(markdown(&r, &settings(), &[]).contains("**Noisy run:** the 1-minute load average was 3.50"));
+    assert!(!markdown(&r, &settings(), &[]).contains("Noisy run"), "a lagging load average alone is not noise");
+    r.busy_before = 0.42;
+    assert!(
+        markdown(&r, &settings(), &[]).contains("**Noisy run:** before the first measurement the cores were 42% busy")
+    );
     let md = markdown(&r, &settings(), &[]);
     let h2c = row(&md, "## HTTP/2", "(B) mcp-gateway");
     assert!(h2c.ends_with("| – | – |"), "{h2c}");
