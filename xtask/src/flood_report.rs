@@ -6,8 +6,6 @@
 
 use std::fmt::Write as _;
 
-use anyhow::Context;
-
 use super::{FloodResults, TREATMENTS, Treatment, Window};
 use crate::bench::load::LoadResult;
 use crate::bench::stats::Spread;
@@ -21,27 +19,10 @@ pub const END: &str = "<!-- flood:end -->";
 /// (the script of [`crate::bench::load::wrk_script`]). Unlike the main bench, errors are
 /// counted rather than fatal: under a flood they are a result.
 pub fn parse_wrk_errors(text: &str) -> anyhow::Result<(LoadResult, u64)> {
-    let line = text.lines().find_map(|l| l.strip_prefix("BENCH ")).context("wrk printed no BENCH line")?;
-    let value = |key: &str| -> anyhow::Result<u64> {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-            .with_context(|| format!("no {key} in `{line}`"))?
-            .parse()
-            .with_context(|| format!("bad {key} in `{line}`"))
-    };
-    let mut errors = 0;
-    for key in ["connect", "read", "write", "timeout", "status"] {
-        errors += value(key)?;
-    }
-    let requests = value("requests")?;
-    let load = LoadResult {
-        // wrk counts non-2xx answers as requests too.
-        requests: requests.saturating_sub(value("status")?),
-        secs: value("duration_us")? as f64 / 1e6,
-        p50_us: value("p50")? as f64,
-        p99_us: value("p99")? as f64,
-        p999_us: value("p999")? as f64,
-    };
+    let wrk = crate::bench::load::parse_wrk_line(text)?;
+    let errors = wrk.socket_errors.iter().map(|(_, n)| n).sum::<u64>() + wrk.status_errors;
+    // wrk counts non-2xx answers as requests too.
+    let load = LoadResult { requests: wrk.load.requests.saturating_sub(wrk.status_errors), ..wrk.load };
     Ok((load, errors))
 }
 

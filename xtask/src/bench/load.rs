@@ -118,8 +118,21 @@ pub fn wrk(request: &Request, connections: u32, secs: f64, dir: &Path) -> anyhow
     parse_wrk(&text)
 }
 
-/// The `BENCH` line of [`wrk_script`]'s `done` hook; any error count is a failure.
-pub fn parse_wrk(text: &str) -> anyhow::Result<LoadResult> {
+/// The numbers of the `BENCH` line of [`wrk_script`]'s `done` hook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrkLine {
+    /// The line itself, for error messages.
+    pub line: String,
+    /// Socket errors by kind: connect, read, write, timeout.
+    pub socket_errors: [(&'static str, u64); 4],
+    /// Answers that were not 2xx/3xx (wrk counts them as requests too).
+    pub status_errors: u64,
+    /// Requests (all answers) and latency, as measured.
+    pub load: LoadResult,
+}
+
+/// Parse the `BENCH` line of [`wrk_script`]'s `done` hook.
+pub fn parse_wrk_line(text: &str) -> anyhow::Result<WrkLine> {
     let line = text.lines().find_map(|l| l.strip_prefix("BENCH ")).context("wrk printed no BENCH line")?;
     let value = |key: &str| -> anyhow::Result<u64> {
         line.split_whitespace()
@@ -128,21 +141,37 @@ pub fn parse_wrk(text: &str) -> anyhow::Result<LoadResult> {
             .parse()
             .with_context(|| format!("bad {key} in `{line}`"))
     };
-    for key in ["connect", "read", "write", "timeout"] {
-        if value(key)? > 0 {
-            bail!("wrk saw {} socket {key} errors: {line}", value(key)?);
+    Ok(WrkLine {
+        line: line.to_owned(),
+        socket_errors: [
+            ("connect", value("connect")?),
+            ("read", value("read")?),
+            ("write", value("write")?),
+            ("timeout", value("timeout")?),
+        ],
+        status_errors: value("status")?,
+        load: LoadResult {
+            requests: value("requests")?,
+            secs: value("duration_us")? as f64 / 1e6,
+            p50_us: value("p50")? as f64,
+            p99_us: value("p99")? as f64,
+            p999_us: value("p999")? as f64,
+        },
+    })
+}
+
+/// The `BENCH` line of [`wrk_script`]'s `done` hook; any error count is a failure.
+pub fn parse_wrk(text: &str) -> anyhow::Result<LoadResult> {
+    let wrk = parse_wrk_line(text)?;
+    for (kind, count) in wrk.socket_errors {
+        if count > 0 {
+            bail!("wrk saw {count} socket {kind} errors: {}", wrk.line);
         }
     }
-    if value("status")? > 0 {
-        bail!("wrk saw {} non-2xx/3xx answers: {line}", value("status")?);
+    if wrk.status_errors > 0 {
+        bail!("wrk saw {} non-2xx/3xx answers: {}", wrk.status_errors, wrk.line);
     }
-    Ok(LoadResult {
-        requests: value("requests")?,
-        secs: value("duration_us")? as f64 / 1e6,
-        p50_us: value("p50")? as f64,
-        p99_us: value("p99")? as f64,
-        p999_us: value("p999")? as f64,
-    })
+    Ok(wrk.load)
 }
 
 /// A fixed request rate with latency measured from each request's intended start
