@@ -38,6 +38,10 @@ pub struct Authenticator {
     policy: Policy,
     kept_claims: Vec<String>,
     leeway: u64,
+    /// `mcp_auth_verdict_cache_total{outcome="hit"|"miss"}`, resolved once: the hit is
+    /// every authenticated request's path.
+    cache_hits: prometheus::IntCounter,
+    cache_misses: prometheus::IntCounter,
 }
 
 fn now_unix() -> u64 {
@@ -87,6 +91,8 @@ impl Authenticator {
             policy: Policy::new(&cfg.policy),
             kept_claims,
             leeway,
+            cache_hits: metrics.verdict_cache.with_label_values(&["hit"]),
+            cache_misses: metrics.verdict_cache.with_label_values(&["miss"]),
         })
     }
 
@@ -106,17 +112,17 @@ impl Authenticator {
     }
 
     /// The caller a credential stands for, or why not.
-    pub async fn authenticate(&self, credential: &str, metrics: &Metrics) -> Result<Arc<Caller>, AuthError> {
+    pub async fn authenticate(&self, credential: &str) -> Result<Arc<Caller>, AuthError> {
         if credential.is_empty() || credential.len() > jwt::MAX_TOKEN_LEN {
             return Err(AuthError::Malformed);
         }
         let now = now_unix();
         let key = cache::digest(credential);
         if let Some(verdict) = self.cache.get(&key, now) {
-            metrics.verdict_cache.with_label_values(&["hit"]).inc();
+            self.cache_hits.inc();
             return verdict;
         }
-        metrics.verdict_cache.with_label_values(&["miss"]).inc();
+        self.cache_misses.inc();
         let looks_like_jwt = credential.bytes().filter(|b| *b == b'.').count() == 2;
         let (verdict, until) = if looks_like_jwt && !self.issuers.is_empty() {
             match jwt::verify(&self.issuers, credential).await {

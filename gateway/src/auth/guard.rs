@@ -118,7 +118,7 @@ impl Guard {
 
     /// Phases 1–6 for one MCP request; on success `ctx.caller` is set when auth is on.
     pub async fn admit<B>(&self, req: &Request<B>, ctx: &mut Ctx, metrics: &Metrics) -> Result<(), GatewayError> {
-        let result = self.admit_inner(req, ctx, metrics).await;
+        let result = self.admit_inner(req, ctx).await;
         match &result {
             Err(GatewayError::Unauthorized(e)) => metrics.auth_failures.with_label_values(&[e.reason()]).inc(),
             Err(GatewayError::InsufficientScope(_)) => {
@@ -130,7 +130,7 @@ impl Guard {
         result
     }
 
-    async fn admit_inner<B>(&self, req: &Request<B>, ctx: &mut Ctx, metrics: &Metrics) -> Result<(), GatewayError> {
+    async fn admit_inner<B>(&self, req: &Request<B>, ctx: &mut Ctx) -> Result<(), GatewayError> {
         limits::check_headers(req.headers(), &self.limits).map_err(GatewayError::HeadersTooLarge)?;
         self.origins.check(req.headers()).map_err(|_| GatewayError::OriginForbidden)?;
         if let Some(l) = &self.per_ip {
@@ -144,7 +144,7 @@ impl Guard {
         // A bearer token or API key wins; without one, a verified client certificate authenticates.
         let caller = match (credential(req.headers()), ctx.conn.client_cert.as_deref()) {
             (Err(GatewayError::Unauthorized(AuthError::Missing)), Some(cn)) => authn.certificate_caller(cn),
-            (credential, _) => authn.authenticate(credential?, metrics).await.map_err(GatewayError::Unauthorized)?,
+            (credential, _) => authn.authenticate(credential?).await.map_err(GatewayError::Unauthorized)?,
         };
         if self.required_scopes.iter().any(|s| !caller.scopes.contains(s)) {
             return Err(GatewayError::InsufficientScope(self.required_scopes.join(" ")));
