@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 
 use crate::common::process::{Demo, GATEWAY_BIN, Pipe, Proc, run_to_end};
-use crate::common::rpc::{PROTOCOL, call, client, open_session, post, response_message, tool_text};
+use crate::common::rpc::{call, client, get_stream, open_session, post, response_message, tool_text};
 use crate::common::{KeyFile, bounded, key};
 
 /// The gateway binary with a clean logging environment.
@@ -115,12 +115,8 @@ async fn sigterm_drains_in_flight_calls_then_exits_0() {
                 (resp.status().as_u16(), response_message(resp).await)
             }
         });
-        let mut stream = c
-            .get(&url)
-            .header("accept", "text/event-stream")
-            .header("mcp-session-id", &sid)
-            .header("mcp-protocol-version", PROTOCOL)
-            .send()
+        let mut stream = get_stream(&c, &url, &sid)
+                        .send()
             .await
             .unwrap();
         assert_eq!(stream.status(), 200);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::common::process::Demo;
-use crate::common::rpc::{PROTOCOL, call, client, expect_gw_error, open_session, post, whoami};
+use crate::common::rpc::{call, client, expect_gw_error, get_stream, open_session, post, whoami};
 use crate::common::{KeyFile, Setup, bounded, key};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,14 +26,7 @@ async fn open_streams_do_not_use_request_slots() {
         // Two open GET streams: with a limit of one slot, they must not take it.
         let mut streams = Vec::new();
         for _ in 0..2 {
-            let resp = c
-                .get(&gw.mcp)
-                .header("accept", "text/event-stream")
-                .header("mcp-session-id", &sid)
-                .header("mcp-protocol-version", PROTOCOL)
-                .send()
-                .await
-                .unwrap();
+            let resp = get_stream(&c, &gw.mcp, &sid).send().await.unwrap();
             assert_eq!(resp.status(), 200);
             streams.push(resp);
         }

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::common::process::{Demo, Pipe};
 use crate::common::rpc::{
-    PROTOCOL, call, client, content_type, open_session, post, response_message, sse_events, take_events, tool_text,
+    call, client, content_type, get_stream, open_session, post, response_message, sse_events, take_events, tool_text,
     whoami,
 };
 use crate::common::{KeyFile, Setup, bounded, key};
@@ -136,14 +136,7 @@ async fn get_stream_stays_open_with_gateway_keepalives() {
         let c = client();
         let sid = open_session(&c, &gw.mcp).await;
         let start = Instant::now();
-        let mut resp = c
-            .get(&gw.mcp)
-            .header("accept", "text/event-stream")
-            .header("mcp-session-id", &sid)
-            .header("mcp-protocol-version", PROTOCOL)
-            .send()
-            .await
-            .unwrap();
+        let mut resp = get_stream(&c, &gw.mcp, &sid).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         assert!(content_type(&resp).starts_with("text/event-stream"));
         let (mut text, mut first) = (String::new(), None);
@@ -175,15 +168,7 @@ async fn last_event_id_reaches_the_backend() {
         let sid = open_session(&c, &gw.mcp).await;
         let marker = "evt-4242-resume";
         assert!(!demo.proc.lines(Pipe::Stderr).iter().any(|l| l.contains(marker)));
-        let resp = c
-            .get(&gw.mcp)
-            .header("accept", "text/event-stream")
-            .header("mcp-session-id", &sid)
-            .header("mcp-protocol-version", PROTOCOL)
-            .header("last-event-id", marker)
-            .send()
-            .await
-            .unwrap();
+        let resp = get_stream(&c, &gw.mcp, &sid).header("last-event-id", marker).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         let line = demo.proc.wait_line(Pipe::Stderr, Duration::from_secs(5), |l| l.contains(marker)).await;
         let line = line.unwrap_or_else(|| panic!("Last-Event-ID never reached the backend:\n{}", demo.proc.output()));

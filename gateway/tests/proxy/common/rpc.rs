@@ -45,6 +45,14 @@ pub fn post(c: &reqwest::Client, url: &str, body: &Value, sid: Option<&str>) -> 
     post_raw(c, url, body.to_string(), sid)
 }
 
+/// The GET that opens a session's server-to-client SSE stream.
+pub fn get_stream(c: &reqwest::Client, url: &str, sid: &str) -> RequestBuilder {
+    c.get(url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", sid)
+        .header("mcp-protocol-version", PROTOCOL)
+}
+
 /// Initialize a session at `url` and send `notifications/initialized`; returns the session id.
 pub async fn open_session(c: &reqwest::Client, url: &str) -> String {
     let resp = post(c, url, &initialize(), None).send().await.unwrap();
