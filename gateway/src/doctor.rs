@@ -17,8 +17,11 @@ use bytes::Bytes;
 use http::{Request, header};
 use http_body_util::{BodyExt, Full};
 
+use std::sync::Arc;
+
 use crate::config::{BackendConfig, BackendTransport, Config};
 use crate::proxy::client;
+use crate::proxy::pool::{Pool, PoolError, PooledBody};
 
 #[path = "doctor_auth.rs"]
 mod auth;
@@ -92,11 +95,13 @@ pub async fn run(cfg: &Config) -> Vec<Finding> {
         add(f.verdict, &f.check, f.detail);
     }
     let timeout = cfg.routing.health_check_timeout;
+    let metrics = crate::telemetry::Metrics::new();
     for b in &cfg.backends {
         let check = format!("backend {}", b.name);
-        // A `tls:` section's CA bundle, client certificate and key must parse before the probe can use them.
-        let own = match client::for_backend(&cfg.connection_pool, b) {
-            Ok(own) => own,
+        // The probe goes over the same connections as traffic (HTTP/1.1 or HTTP/2, TLS);
+        // a `tls:` section's CA bundle, client certificate and key must parse first.
+        let pool = match Pool::new(b, &cfg.connection_pool, &metrics) {
+            Ok(pool) => Arc::new(pool),
             Err(crate::http::tls::TlsError::Backend { source, .. }) => {
                 add(Verdict::Fail, &check, format!("tls: {source}"));
                 continue;
@@ -106,13 +111,13 @@ pub async fn run(cfg: &Config) -> Vec<Finding> {
                 continue;
             }
         };
-        let (verdict, detail) = probe(own.as_ref().unwrap_or(&client), b, timeout).await;
+        let (verdict, detail) = probe(&pool, b, timeout).await;
         add(verdict, &check, detail);
     }
     out
 }
 
-async fn probe(client: &client::UpstreamClient, b: &BackendConfig, timeout: Duration) -> (Verdict, String) {
+async fn probe(client: &Arc<Pool>, b: &BackendConfig, timeout: Duration) -> (Verdict, String) {
     let start = Instant::now();
     let result = tokio::time::timeout(timeout, async {
         match b.transport {
@@ -135,7 +140,7 @@ async fn probe(client: &client::UpstreamClient, b: &BackendConfig, timeout: Dura
     }
 }
 
-async fn probe_streamable(client: &client::UpstreamClient, b: &BackendConfig) -> Result<(Verdict, String), String> {
+async fn probe_streamable(client: &Arc<Pool>, b: &BackendConfig) -> Result<(Verdict, String), String> {
     let body = format!(
         r#"{{"jsonrpc":"2.0","id":"mcp-gateway-doctor","method":"initialize","params":{{"protocolVersion":"{PROBE_VERSION}","capabilities":{{}},"clientInfo":{{"name":"mcp-gateway-doctor","version":"{}"}}}}}}"#,
         env!("CARGO_PKG_VERSION")
@@ -145,7 +150,7 @@ async fn probe_streamable(client: &client::UpstreamClient, b: &BackendConfig) ->
         .header(header::ACCEPT, "application/json, text/event-stream")
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
-    let resp = client.request(req).await.map_err(|e| describe_client_error(&e))?;
+    let resp = client.send(req).await.map_err(|e| describe_client_error(&e))?;
     let status = resp.status();
     let session = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let bytes = read_capped(resp.into_body(), 256 * 1024).await;
@@ -173,7 +178,7 @@ async fn probe_streamable(client: &client::UpstreamClient, b: &BackendConfig) ->
     if let Some(s) = session {
         // Clean up the probe's session.
         if let Ok(req) = Request::delete(b.url.clone()).header("mcp-session-id", s).body(Full::default()) {
-            let _ = client.request(req).await;
+            let _ = client.send(req).await;
         }
     }
     let verdict = if version == PROBE_VERSION || version == "?" { Verdict::Ok } else { Verdict::Warn };
@@ -183,12 +188,12 @@ async fn probe_streamable(client: &client::UpstreamClient, b: &BackendConfig) ->
     Ok((verdict, msg))
 }
 
-async fn probe_sse(client: &client::UpstreamClient, b: &BackendConfig) -> Result<(Verdict, String), String> {
+async fn probe_sse(client: &Arc<Pool>, b: &BackendConfig) -> Result<(Verdict, String), String> {
     let req = Request::get(b.url.clone())
         .header(header::ACCEPT, "text/event-stream")
         .body(Full::default())
         .map_err(|e| e.to_string())?;
-    let resp = client.request(req).await.map_err(|e| describe_client_error(&e))?;
+    let resp = client.send(req).await.map_err(|e| describe_client_error(&e))?;
     if !resp.status().is_success() {
         return Ok((Verdict::Fail, format!("GET answered HTTP {}", resp.status())));
     }
@@ -210,7 +215,7 @@ async fn probe_sse(client: &client::UpstreamClient, b: &BackendConfig) -> Result
     Ok((Verdict::Fail, "stream gave no `endpoint` event: not a 2024-11-05 MCP SSE endpoint?".into()))
 }
 
-fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
+fn describe_client_error(e: &PoolError) -> String {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -223,7 +228,7 @@ fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
     msg
 }
 
-async fn read_capped(mut body: hyper::body::Incoming, cap: usize) -> Vec<u8> {
+async fn read_capped(mut body: PooledBody, cap: usize) -> Vec<u8> {
     let mut out = Vec::new();
     while out.len() < cap {
         match body.frame().await {
@@ -291,6 +296,7 @@ mod tests {
             url,
             weight: 1,
             health_check_path: None,
+            http2: false,
             tls: None,
         });
         let findings = run(&cfg).await;
@@ -338,6 +344,7 @@ mod tests {
             url,
             weight: 1,
             health_check_path: None,
+            http2: false,
             tls: Some(tls),
         });
         let (text, failed) = render(&run(&cfg).await);

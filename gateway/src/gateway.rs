@@ -32,7 +32,8 @@ pub struct Shared {
     pub sealer: Sealer,
     /// Backends.
     pub backends: Backends,
-    /// Pooled upstream client.
+    /// Client for the gateway's own requests (JWKS, authorization-server metadata); MCP
+    /// traffic goes over each backend's own connections (`proxy::pool`).
     pub client: UpstreamClient,
     /// Metrics.
     pub metrics: Arc<Metrics>,
@@ -49,12 +50,7 @@ pub struct Shared {
 impl Shared {
     /// What an upstream exchange needs.
     pub fn upstream(&self) -> Upstream<'_> {
-        Upstream {
-            client: &self.client,
-            pool: &self.config.connection_pool,
-            routing: &self.config.routing,
-            metrics: &self.metrics,
-        }
+        Upstream { pool: &self.config.connection_pool, routing: &self.config.routing, metrics: &self.metrics }
     }
 }
 
@@ -181,7 +177,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         drain.clone(),
     ));
 
-    tasks.spawn(health::run(shared.backends.all().to_vec(), client, shared.config.routing.clone(), drain.clone()));
+    tasks.spawn(health::run(shared.backends.all().to_vec(), shared.config.routing.clone(), drain.clone()));
     for refresh in shared.guard.refresh_tasks(&drain) {
         tasks.spawn(refresh);
     }

@@ -9,7 +9,7 @@ use super::tree::{Kind, Node};
 use super::walk::{Section, Walker, describe};
 
 /// Keys allowed in one `backends` entry.
-pub(super) const BACKEND_KEYS: &[&str] = &["name", "url", "weight", "transport", "health_check_path", "tls"];
+pub(super) const BACKEND_KEYS: &[&str] = &["name", "url", "weight", "transport", "health_check_path", "http2", "tls"];
 /// Keys allowed in a backend's `tls` section.
 pub(super) const BACKEND_TLS_KEYS: &[&str] = &["ca_file", "cert_file", "key_file", "server_name"];
 
@@ -67,6 +67,7 @@ pub(super) fn from_flag(raw: &str) -> Result<BackendConfig, (String, String)> {
         url,
         weight: 1,
         health_check_path: None,
+        http2: false,
         tls: None,
     })
 }
@@ -109,10 +110,12 @@ pub(super) fn read_backends(w: &mut Walker<'_>, node: Option<&Node>) -> Vec<Back
         });
         let mut health_check_path = None;
         w.field(&section, "health_check_path", &mut health_check_path, |w, n, k| w.http_path(n, k).map(Some));
+        let mut http2 = false;
+        w.field(&section, "http2", &mut http2, Walker::boolean);
         let tls = section.get("tls").and_then(|n| read_tls(w, n, &section.key("tls"), url.as_ref()));
         if let (Some(name), Some(url)) = (name, url) {
             let transport = transport.unwrap_or_else(|| BackendTransport::infer(&url));
-            backends.push(BackendConfig { name, url, weight, transport, health_check_path, tls });
+            backends.push(BackendConfig { name, url, weight, transport, health_check_path, http2, tls });
         }
     }
     backends

@@ -88,6 +88,7 @@ backends:
     weight: 1000
     transport: sse
     health_check_path: /healthz
+    http2: true
   - name: legacy.sse_2
     url: https://legacy.internal/sse
   - name: bare
@@ -151,6 +152,7 @@ fn full_config_with_every_key() {
     assert_eq!(b[0].weight, 1000);
     assert_eq!(b[0].transport, BackendTransport::Sse, "explicit transport wins");
     assert_eq!(b[0].health_check_path.as_deref(), Some("/healthz"));
+    assert!(b[0].http2 && !b[1].http2);
     assert_eq!(b[1].transport, BackendTransport::Sse, "inferred from /sse");
     assert_eq!((b[1].weight, b[1].health_check_path.as_deref()), (1, None));
     assert_eq!(b[2].transport, BackendTransport::StreamableHttp);

@@ -182,6 +182,9 @@ pub struct BackendConfig {
     pub transport: BackendTransport,
     /// `health_check_path`: optional HTTP GET path for active checks; absent = TCP connect check.
     pub health_check_path: Option<String>,
+    /// `http2`: speak HTTP/2 to this backend: prior knowledge (h2c) for `http://`, ALPN `h2`
+    /// only for `https://`. Default false: HTTP/1.1 for `http://`, ALPN choice for `https://`.
+    pub http2: bool,
     /// `tls`: trust and client certificate for an `https://` backend; absent = native roots, no client cert.
     pub tls: Option<BackendTls>,
 }

@@ -54,7 +54,7 @@ fn unknown_keys_list_the_allowed_ones() {
     assert_eq!(
         got,
         ["t.yaml:4:5: backends[0].wieght: unknown key \"wieght\"; did you mean \"weight\"? \
-          (allowed: name, url, weight, transport, health_check_path, tls)"]
+          (allowed: name, url, weight, transport, health_check_path, http2, tls)"]
     );
 }
 

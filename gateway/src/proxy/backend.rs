@@ -1,6 +1,5 @@
 //! A backend MCP server as the data path sees it: its address, its health,
-//! how busy it is, its connection budget, and its own upstream client when
-//! it has a `tls:` section.
+//! how busy it is, its connection budget, and its connections.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +9,7 @@ use http::uri::{Authority, Scheme};
 use prometheus::IntGauge;
 use tokio::sync::Semaphore;
 
-use super::client::{self, UpstreamClient};
+use super::pool::Pool;
 use crate::config::{BackendConfig, BackendTransport, Config};
 use crate::http::tls::TlsError;
 use crate::telemetry::Metrics;
@@ -40,12 +39,12 @@ pub struct Backend {
     pub permits: Arc<Semaphore>,
     healthy_gauge: IntGauge,
     outstanding_gauge: IntGauge,
-    /// Its own client (`tls:` section: CA, client certificate, server name); `None` = the shared one.
-    client: Option<UpstreamClient>,
+    /// Its upstream connections (and, for `https://`, its TLS client).
+    pub pool: Arc<Pool>,
 }
 
 impl Backend {
-    fn new(cfg: &BackendConfig, max_conns: usize, metrics: &Metrics, client: Option<UpstreamClient>) -> Self {
+    fn new(cfg: &BackendConfig, max_conns: usize, metrics: &Metrics, pool: Pool) -> Self {
         let scheme = cfg.url.scheme().cloned().unwrap_or(Scheme::HTTP);
         let authority = cfg.url.authority().cloned().unwrap_or_else(|| Authority::from_static("localhost"));
         let healthy_gauge = metrics.backend_healthy.with_label_values(&[&cfg.name]);
@@ -67,13 +66,8 @@ impl Backend {
             permits: Arc::new(Semaphore::new(max_conns)),
             healthy_gauge,
             outstanding_gauge,
-            client,
+            pool: Arc::new(pool),
         }
-    }
-
-    /// The client to reach this backend with: its own, else `shared`.
-    pub fn client<'a>(&'a self, shared: &'a UpstreamClient) -> &'a UpstreamClient {
-        self.client.as_ref().unwrap_or(shared)
     }
 
     /// Current health verdict.
@@ -149,14 +143,14 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// Build from config; backends with a `tls:` section get their own client
-    /// (their PEM files are read now).
+    /// Build from config; `https://` backends get their TLS client here (the PEM files
+    /// of a `tls:` section are read now).
     pub fn build(config: &Config, metrics: &Metrics) -> Result<Self, TlsError> {
         let pool = &config.connection_pool;
         let mut all = Vec::with_capacity(config.backends.len());
         for b in &config.backends {
-            let own = client::for_backend(pool, b)?;
-            all.push(Arc::new(Backend::new(b, pool.max_conns_per_host, metrics, own)));
+            let conns = Pool::new(b, pool, metrics)?;
+            all.push(Arc::new(Backend::new(b, pool.max_conns_per_host, metrics, conns)));
         }
         let by_name = all.iter().map(|b| (Arc::clone(&b.name), Arc::clone(b))).collect();
         Ok(Self { all, by_name })

@@ -109,6 +109,7 @@ mod tests {
                 url,
                 weight: *weight,
                 health_check_path: None,
+                http2: false,
                 tls: None,
             });
         }

@@ -1,24 +1,19 @@
-//! The upstream HTTP clients: pooled hyper clients (the pool is keyed by
-//! scheme + authority, so each backend gets its own idle set), HTTP/1.1 to
-//! plain backends and HTTP/2 where TLS ALPN offers it.
+//! The gateway's own HTTP client, for its control-plane requests: JWKS and
+//! authorization-server metadata. It trusts the system roots.
 //!
-//! Backends without a `tls:` section share one default client that trusts the
-//! system roots. A backend with one gets its own client ([`for_backend`]), so
-//! its CA bundle, client certificate (mTLS) and server-name override apply to
-//! it alone.
+//! MCP traffic does not use it: each backend has its own connections
+//! (`proxy::pool`), with its `tls:` section applied to it alone.
 
 use http_body_util::Full;
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::upstream_tls;
-use crate::config::{BackendConfig, PoolConfig};
-use crate::http::tls::TlsError;
+use crate::config::PoolConfig;
 
-/// Request body type sent upstream: the gateway has already read the body
-/// (it must parse the envelope), so it is always whole.
+/// Request body type sent upstream (also by `proxy::pool`): the gateway has already read
+/// the body (it must parse the envelope), so it is always whole.
 pub type UpstreamBody = Full<bytes::Bytes>;
 
 /// The pooled client.
@@ -67,22 +62,4 @@ pub fn build(cfg: &PoolConfig) -> UpstreamClient {
         }
     };
     pooled(cfg, https)
-}
-
-/// The client of one backend: its own (for a `tls:` section) or `None` to use the default one.
-pub fn for_backend(cfg: &PoolConfig, backend: &BackendConfig) -> Result<Option<UpstreamClient>, TlsError> {
-    let Some(tls) = &backend.tls else { return Ok(None) };
-    let wrap = |source| TlsError::Backend { backend: backend.name.clone(), source: Box::new(source) };
-    let config = upstream_tls::client_config(tls).map_err(wrap)?;
-    let builder = HttpsConnectorBuilder::new().with_tls_config(config).https_or_http();
-    let builder = match &tls.server_name {
-        Some(name) => {
-            let invalid =
-                |_| wrap(rustls::Error::General(format!("server_name {name:?} is not a DNS name or IP")).into());
-            let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(invalid)?;
-            builder.with_server_name_resolver(FixedServerNameResolver::new(name))
-        }
-        None => builder,
-    };
-    Ok(Some(pooled(cfg, builder.enable_http1().enable_http2().wrap_connector(connector(cfg)))))
 }

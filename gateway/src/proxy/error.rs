@@ -116,7 +116,7 @@ pub enum GatewayError {
         backend: Arc<str>,
         /// Cause.
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: super::pool::PoolError,
     },
     /// The backend did not answer within `request_timeout`.
     #[error("backend {0} timed out")]
@@ -128,7 +128,7 @@ pub enum GatewayError {
         backend: Arc<str>,
         /// Cause.
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: super::pool::PoolError,
     },
     /// The backend issued a session id too long to seal into a gateway id.
     #[error("backend {0} issued a session id too long to route (over ~2900 bytes)")]
@@ -348,15 +348,24 @@ mod tests {
     use super::*;
 
     use http_body_util::Full;
-    use hyper_util::client::legacy::Client;
-    use hyper_util::client::legacy::connect::HttpConnector;
-    use hyper_util::rt::TokioExecutor;
 
-    /// A real client error: a request to `url` through a plain HTTP connector.
-    async fn client_error(url: &str) -> hyper_util::client::legacy::Error {
-        let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    use crate::config::{BackendConfig, BackendTransport, PoolConfig};
+    use crate::proxy::pool::{Pool, PoolError};
+
+    /// A real exchange error: a request to `url` through a backend's connections.
+    async fn client_error(url: &str) -> PoolError {
+        let backend = BackendConfig {
+            name: "b".into(),
+            url: url.parse().unwrap(),
+            weight: 1,
+            transport: BackendTransport::StreamableHttp,
+            health_check_path: None,
+            http2: false,
+            tls: None,
+        };
+        let pool = Pool::new(&backend, &PoolConfig::default(), &crate::telemetry::Metrics::new()).unwrap();
         let req = http::Request::post(url).body(Full::new(Bytes::from_static(b"{}"))).unwrap();
-        client.request(req).await.unwrap_err()
+        std::sync::Arc::new(pool).send(req).await.unwrap_err()
     }
 
     fn parse(body: &Bytes) -> serde_json::Value {

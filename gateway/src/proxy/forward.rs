@@ -20,13 +20,12 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use hyper_util::client::legacy::ResponseFuture;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
 use super::backend::InFlight;
-use super::client::{UpstreamBody, UpstreamClient};
+use super::client::UpstreamBody;
+use super::pool::{PoolError, PooledBody};
 use super::{Backend, GatewayError};
 use crate::config::{PoolConfig, RoutingConfig};
 use crate::telemetry::Metrics;
@@ -43,8 +42,6 @@ pub enum OnClientGone {
 /// What the exchange needs from the gateway.
 #[derive(Debug)]
 pub struct Upstream<'a> {
-    /// Pooled client.
-    pub client: &'a UpstreamClient,
     /// Pool limits and timeouts.
     pub pool: &'a PoolConfig,
     /// Health thresholds for passive checks.
@@ -88,7 +85,8 @@ pub async fn send(
     };
     let lease = Lease { _permit: permit, _in_flight: backend.begin() };
     let deadline = Instant::now() + up.pool.request_timeout;
-    let fut = Some(Box::pin(backend.client(up.client).request(req)));
+    let pool = Arc::clone(&backend.pool);
+    let fut: Option<ResponseFuture> = Some(Box::pin(async move { pool.send(req).await }));
     let pending = Pending { fut, lease: Some(lease), on_gone, deadline };
     let result = tokio::time::timeout_at(deadline, pending).await;
     let (resp, lease) = match result {
@@ -117,16 +115,19 @@ pub async fn send(
 /// Alias used by transport modules.
 pub type UpstreamBodyAlias = UpstreamBody;
 
+/// A response head on its way from the backend.
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<PooledBody>, PoolError>> + Send>>;
+
 /// The response future, plus what to do with it if it is dropped unfinished.
 struct Pending {
-    fut: Option<Pin<Box<ResponseFuture>>>,
+    fut: Option<ResponseFuture>,
     lease: Option<Lease>,
     on_gone: OnClientGone,
     deadline: Instant,
 }
 
 impl Future for Pending {
-    type Output = (Result<Response<Incoming>, hyper_util::client::legacy::Error>, Option<Lease>);
+    type Output = (Result<Response<PooledBody>, PoolError>, Option<Lease>);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let Some(fut) = self.fut.as_mut() else {
@@ -163,7 +164,7 @@ fn spawn_detached(deadline: Instant, work: impl Future<Output = ()> + Send + 'st
     }
 }
 
-async fn drain(mut body: Incoming) {
+async fn drain(mut body: PooledBody) {
     while let Some(frame) = body.frame().await {
         if frame.is_err() {
             break;
@@ -176,7 +177,7 @@ async fn drain(mut body: Incoming) {
 /// if dropped early in `Detach` mode.
 #[derive(Debug)]
 pub struct UpstreamStream {
-    inner: Option<Incoming>,
+    inner: Option<PooledBody>,
     lease: Option<Lease>,
     on_gone: OnClientGone,
     deadline: Option<Pin<Box<Sleep>>>,
@@ -184,7 +185,7 @@ pub struct UpstreamStream {
 }
 
 impl UpstreamStream {
-    fn new(inner: Incoming, lease: Option<Lease>, on_gone: OnClientGone, deadline: Option<Instant>) -> Self {
+    fn new(inner: PooledBody, lease: Option<Lease>, on_gone: OnClientGone, deadline: Option<Instant>) -> Self {
         Self {
             inner: Some(inner),
             lease,

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Request;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use tokio::net::TcpStream;
 
 use super::Backend;
-use super::client::UpstreamClient;
+use super::pool::PoolError;
 use crate::config::RoutingConfig;
 use crate::drain;
 
@@ -27,7 +27,7 @@ pub enum CheckError {
     Connect(#[source] std::io::Error),
     /// HTTP check failed.
     #[error("health request failed: {0}")]
-    Http(#[source] hyper_util::client::legacy::Error),
+    Http(#[source] PoolError),
     /// HTTP check answered a non-2xx status.
     #[error("health endpoint answered {0}")]
     Status(http::StatusCode),
@@ -37,7 +37,7 @@ pub enum CheckError {
 }
 
 /// Check one backend once.
-pub async fn check(backend: &Backend, client: &UpstreamClient, timeout: Duration) -> Result<(), CheckError> {
+pub async fn check(backend: &Backend, timeout: Duration) -> Result<(), CheckError> {
     let work = async {
         match &backend.health_check_path {
             None => {
@@ -52,8 +52,11 @@ pub async fn check(backend: &Backend, client: &UpstreamClient, timeout: Duration
             Some(path) => {
                 let uri = backend.uri_for(path).map_err(CheckError::Uri)?;
                 let req = Request::get(uri).body(Full::default()).map_err(CheckError::Uri)?;
-                let resp = backend.client(client).request(req).await.map_err(CheckError::Http)?;
-                if resp.status().is_success() { Ok(()) } else { Err(CheckError::Status(resp.status())) }
+                let resp = backend.pool.send(req).await.map_err(CheckError::Http)?;
+                let status = resp.status();
+                // Read the (small) body so the connection goes back to the pool.
+                let _ = resp.into_body().collect().await;
+                if status.is_success() { Ok(()) } else { Err(CheckError::Status(status)) }
             }
         }
     };
@@ -61,7 +64,7 @@ pub async fn check(backend: &Backend, client: &UpstreamClient, timeout: Duration
 }
 
 /// Run checks for every backend until drained. The first round runs at once.
-pub async fn run(backends: Vec<Arc<Backend>>, client: UpstreamClient, cfg: RoutingConfig, drain: drain::Watch) {
+pub async fn run(backends: Vec<Arc<Backend>>, cfg: RoutingConfig, drain: drain::Watch) {
     let mut tick = tokio::time::interval(cfg.health_check_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = drain.signaled();
@@ -72,10 +75,9 @@ pub async fn run(backends: Vec<Arc<Backend>>, client: UpstreamClient, cfg: Routi
             _ = tick.tick() => {}
         }
         let rounds = backends.iter().map(|b| {
-            let client = &client;
             let cfg = &cfg;
             async move {
-                match check(b, client, cfg.health_check_timeout).await {
+                match check(b, cfg.health_check_timeout).await {
                     Ok(()) => b.record_success(cfg.healthy_threshold),
                     Err(e) => {
                         tracing::debug!(backend = %b.name, error = %e, "health check failed");

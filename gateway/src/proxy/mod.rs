@@ -6,6 +6,7 @@ pub mod client;
 pub mod error;
 pub mod forward;
 pub mod health;
+pub mod pool;
 pub mod upstream_tls;
 
 pub use backend::{Backend, Backends};

@@ -28,6 +28,26 @@ pub fn client_config(tls: &BackendTls) -> Result<ClientConfig, TlsError> {
     Ok(config)
 }
 
+/// The client config of an `https://` backend without a `tls:` section: the system roots,
+/// no client certificate. Without any usable system root every backend certificate fails
+/// verification, which is logged once here and named in each 502's `data.cause`.
+pub fn default_client_config() -> ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = match ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+    {
+        Ok(b) => b,
+        Err(e) => panic!("ring supports TLS 1.2 and 1.3: {e}"),
+    };
+    match builder.clone().with_native_roots() {
+        Ok(b) => b.with_no_client_auth(),
+        Err(e) => {
+            tracing::warn!(error = %e, "no system CA roots found; https backends without tls.ca_file will fail verification");
+            builder.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;

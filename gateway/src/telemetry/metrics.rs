@@ -36,6 +36,9 @@ pub struct Metrics {
     pub connection_errors: IntCounterVec,
     /// `mcp_pool_exhausted_total{backend}`: requests refused because `max_conns_per_host` stayed full.
     pub pool_exhausted: IntCounterVec,
+    /// `mcp_upstream_connections_opened_total{backend,protocol}`: new connections to backends
+    /// (a rate close to the request rate means connections are not being reused).
+    pub upstream_connections: IntCounterVec,
     /// `mcp_sessions_created_total{backend,transport}`.
     pub sessions_created: IntCounterVec,
     /// `mcp_sessions_deleted_total{backend}`.
@@ -177,6 +180,11 @@ impl Metrics {
                 "mcp_pool_exhausted_total",
                 "Requests refused because connection_pool.max_conns_per_host stayed full.",
                 &["backend"],
+            ),
+            upstream_connections: counter(
+                "mcp_upstream_connections_opened_total",
+                "Connections opened to each backend, by protocol (http1, h2).",
+                &["backend", "protocol"],
             ),
             sessions_created: counter(
                 "mcp_sessions_created_total",

@@ -1,0 +1,541 @@
+//! Upstream connections of one backend: a LIFO stack of idle HTTP/1.1
+//! connections and a short list of shared HTTP/2 connections.
+//!
+//! The gateway knows which backend a request goes to before it sends it, so it
+//! needs no pool keyed by scheme and authority: each backend owns its
+//! connections, a checkout is a pop from a mutex-guarded `Vec` (the most
+//! recently used connection first, so idle ones age out at the bottom), and a
+//! connection goes back when its response body has been read to the end. A
+//! response body dropped early closes its HTTP/1.1 connection (its state is
+//! unknown); on HTTP/2 only the stream is reset.
+//!
+//! HTTP/2 is used with `backends[].http2: true` (h2c prior knowledge on
+//! `http://`, ALPN `h2` only on `https://`) or when a TLS backend picks `h2`
+//! by ALPN. One HTTP/2 connection carries up to [`H2_STREAMS_PER_CONN`]
+//! streams, the smallest `SETTINGS_MAX_CONCURRENT_STREAMS` RFC 9113 §6.5.2
+//! recommends servers allow; beyond it a new connection is opened, so a
+//! backend's limit never makes requests (or thousands of idle SSE streams) queue.
+//!
+//! A reused connection can be closed by the backend just as a request is
+//! handed to it (a keep-alive race). When hyper gives the request back unsent,
+//! it is sent once more on a new connection.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, Uri, header};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use prometheus::IntCounter;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::client::UpstreamBody;
+use crate::config::{BackendConfig, PoolConfig};
+use crate::http::tls::TlsError;
+use crate::telemetry::Metrics;
+
+/// Streams one HTTP/2 connection carries before another is opened.
+pub const H2_STREAMS_PER_CONN: usize = 100;
+/// TCP keepalive on upstream connections.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// Why an upstream exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The backend's host name did not resolve.
+    #[error("resolving {host} failed")]
+    Resolve {
+        /// The name.
+        host: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The host name resolved to no address.
+    #[error("{0} resolved to no address")]
+    NoAddress(String),
+    /// TCP connect failed.
+    #[error("connecting to {addr} failed")]
+    Connect {
+        /// The address tried last.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Resolve, connect and handshakes took longer than `connection_pool.connect_timeout`.
+    #[error("connect (TCP, TLS and HTTP handshakes) not done within connect_timeout ({0:?})")]
+    ConnectTimeout(Duration),
+    /// The TLS handshake failed.
+    #[error("TLS handshake failed")]
+    Tls(#[source] std::io::Error),
+    /// The HTTP/1.1 or HTTP/2 handshake failed.
+    #[error("HTTP handshake failed")]
+    Handshake(#[source] hyper::Error),
+    /// The exchange failed on an established connection.
+    #[error("exchange failed")]
+    Exchange(#[source] hyper::Error),
+}
+
+impl PoolError {
+    /// True if no connection to the backend could be made (as opposed to a failed exchange).
+    pub fn is_connect(&self) -> bool {
+        !matches!(self, Self::Exchange(_))
+    }
+}
+
+/// Where and how to connect.
+struct Target {
+    /// Host without IPv6 brackets.
+    host: String,
+    /// Parsed once when the host is an IP literal (no resolver call per connect).
+    ip: Option<IpAddr>,
+    port: u16,
+    scheme: Scheme,
+    authority: Authority,
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    http2: bool,
+}
+
+/// An idle HTTP/1.1 connection.
+struct Idle {
+    tx: http1::SendRequest<UpstreamBody>,
+    since: Instant,
+}
+
+/// A shared HTTP/2 connection and its open streams.
+struct H2Conn {
+    tx: http2::SendRequest<UpstreamBody>,
+    streams: Arc<AtomicUsize>,
+}
+
+/// The connections of one backend.
+pub struct Pool {
+    backend: Arc<str>,
+    target: Target,
+    max_idle: usize,
+    idle_timeout: Duration,
+    connect_timeout: Duration,
+    idle: Mutex<Vec<Idle>>,
+    h2: Mutex<Vec<H2Conn>>,
+    /// Set once an HTTP/2 connection exists, so HTTP/1.1 backends never lock `h2`.
+    speaks_h2: AtomicBool,
+    /// Serializes HTTP/2 connects: a burst of requests shares the new connection.
+    h2_connect: tokio::sync::Mutex<()>,
+    reaper: AtomicBool,
+    opened_h1: IntCounter,
+    opened_h2: IntCounter,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("backend", &self.backend).field("http2", &self.target.http2).finish()
+    }
+}
+
+/// A connection ready for one request.
+enum Conn {
+    H1 { tx: http1::SendRequest<UpstreamBody>, reused: bool },
+    H2 { tx: http2::SendRequest<UpstreamBody>, slot: StreamSlot, reused: bool },
+}
+
+impl Pool {
+    /// The pool of `backend` under `connection_pool` settings; an `https://` backend gets
+    /// its TLS client here (its `tls:` files are read now).
+    pub fn new(backend: &BackendConfig, cfg: &PoolConfig, metrics: &Metrics) -> Result<Self, TlsError> {
+        let scheme = backend.url.scheme().cloned().unwrap_or(Scheme::HTTP);
+        let authority = backend.url.authority().cloned().unwrap_or_else(|| Authority::from_static("localhost"));
+        let https = scheme == Scheme::HTTPS;
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tls = if https { Some(tls_target(backend, &host)?) } else { None };
+        let opened =
+            |protocol: &str| metrics.upstream_connections.with_label_values(&[backend.name.as_str(), protocol]);
+        Ok(Self {
+            backend: Arc::from(backend.name.as_str()),
+            target: Target { ip: host.parse().ok(), host, port, scheme, authority, tls, http2: backend.http2 },
+            max_idle: if cfg.enabled { cfg.max_idle_conns } else { 0 },
+            idle_timeout: cfg.idle_timeout,
+            connect_timeout: cfg.connect_timeout,
+            idle: Mutex::new(Vec::new()),
+            h2: Mutex::new(Vec::new()),
+            speaks_h2: AtomicBool::new(false),
+            h2_connect: tokio::sync::Mutex::new(()),
+            reaper: AtomicBool::new(false),
+            opened_h1: opened("http1"),
+            opened_h2: opened("h2"),
+        })
+    }
+
+    /// Send `req` (absolute URI) and return the response head; the body returns the
+    /// connection when read to the end.
+    pub async fn send(self: &Arc<Self>, mut req: Request<UpstreamBody>) -> Result<Response<PooledBody>, PoolError> {
+        let mut fresh = false;
+        loop {
+            let sent = match self.checkout(fresh).await? {
+                Conn::H1 { mut tx, reused } => {
+                    self.origin_form(&mut req);
+                    match tx.try_send_request(req).await {
+                        Ok(resp) => return Ok(resp.map(|b| PooledBody::new(b, Back::H1(Arc::clone(self), tx)))),
+                        Err(e) => (e, reused),
+                    }
+                }
+                Conn::H2 { mut tx, slot, reused } => {
+                    self.absolute_form(&mut req);
+                    match tx.try_send_request(req).await {
+                        Ok(resp) => return Ok(resp.map(|b| PooledBody::new(b, Back::H2 { _slot: slot }))),
+                        Err(e) => (e, reused),
+                    }
+                }
+            };
+            match sent {
+                // Closed under us before a byte of the request went out: once more, on a new connection.
+                (mut e, true) if !fresh && e.message().is_some() => match e.take_message() {
+                    Some(back) => {
+                        tracing::debug!(backend = %self.backend, error = %e.error(), "reused connection closed; retrying on a new one");
+                        req = back;
+                        fresh = true;
+                    }
+                    None => return Err(PoolError::Exchange(e.into_error())),
+                },
+                (e, _) => return Err(PoolError::Exchange(e.into_error())),
+            }
+        }
+    }
+
+    /// Idle HTTP/1.1 connections and open HTTP/2 connections (for tests and `doctor`).
+    pub fn connections(&self) -> (usize, usize) {
+        (lock(&self.idle).len(), lock(&self.h2).len())
+    }
+
+    /// Streams open on this backend's HTTP/2 connections.
+    pub fn h2_open_streams(&self) -> usize {
+        lock(&self.h2).iter().map(|c| c.streams.load(Ordering::Relaxed)).sum()
+    }
+
+    async fn checkout(self: &Arc<Self>, fresh: bool) -> Result<Conn, PoolError> {
+        if !fresh {
+            if let Some(conn) = self.h2_stream() {
+                return Ok(conn);
+            }
+            while let Some(mut idle) = self.pop_idle() {
+                if idle.tx.is_ready() {
+                    return Ok(Conn::H1 { tx: idle.tx, reused: true });
+                }
+                // Still finishing its last exchange (or closing): it says which soon.
+                if !idle.tx.is_closed()
+                    && tokio::time::timeout(self.connect_timeout, idle.tx.ready()).await.is_ok_and(|r| r.is_ok())
+                {
+                    return Ok(Conn::H1 { tx: idle.tx, reused: true });
+                }
+            }
+        }
+        // Boxed: the connect future (TLS and HTTP/2 handshakes) is kilobytes, and inline it
+        // would be copied into every request's future, connect or not.
+        let connect: Pin<Box<dyn Future<Output = Result<Conn, PoolError>> + Send + '_>> = Box::pin(self.connect());
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(conn) => conn,
+            Err(_) => Err(PoolError::ConnectTimeout(self.connect_timeout)),
+        }
+    }
+
+    /// The most recently used idle connection that has not outlived `idle_timeout`.
+    fn pop_idle(&self) -> Option<Idle> {
+        let mut idle = lock(&self.idle);
+        let tx = idle.pop()?;
+        if tx.since.elapsed() <= self.idle_timeout {
+            return Some(tx);
+        }
+        // The top is the youngest: everything below it is older still.
+        idle.clear();
+        None
+    }
+
+    /// A stream on an HTTP/2 connection with room for one.
+    fn h2_stream(&self) -> Option<Conn> {
+        if !self.speaks_h2.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut conns = lock(&self.h2);
+        conns.retain(|c| !c.tx.is_closed());
+        let conn = conns.iter().find(|c| c.streams.load(Ordering::Relaxed) < H2_STREAMS_PER_CONN)?;
+        Some(Conn::H2 { tx: conn.tx.clone(), slot: StreamSlot::take(&conn.streams), reused: true })
+    }
+
+    async fn connect(self: &Arc<Self>) -> Result<Conn, PoolError> {
+        // HTTP/2: one connect at a time, and whoever waited takes a stream on it.
+        let _serial = if self.target.http2 || self.speaks_h2.load(Ordering::Relaxed) {
+            let guard = self.h2_connect.lock().await;
+            if let Some(conn) = self.h2_stream() {
+                return Ok(conn);
+            }
+            Some(guard)
+        } else {
+            None
+        };
+        self.start_reaper();
+        let tcp = self.tcp().await?;
+        match &self.target.tls {
+            None if self.target.http2 => self.start_h2(TokioIo::new(tcp)).await,
+            None => self.start_h1(TokioIo::new(tcp)).await,
+            Some((connector, name)) => {
+                let tls = connector.connect(name.clone(), tcp).await.map_err(PoolError::Tls)?;
+                if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    self.start_h2(TokioIo::new(tls)).await
+                } else {
+                    self.start_h1(TokioIo::new(tls)).await
+                }
+            }
+        }
+    }
+
+    async fn tcp(&self) -> Result<TcpStream, PoolError> {
+        let t = &self.target;
+        let addrs: Vec<SocketAddr> = match t.ip {
+            Some(ip) => vec![SocketAddr::new(ip, t.port)],
+            None => tokio::net::lookup_host((t.host.as_str(), t.port))
+                .await
+                .map_err(|source| PoolError::Resolve { host: t.host.clone(), source })?
+                .collect(),
+        };
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect(addr).await {
+                Ok(stream) => {
+                    // Requests are written whole; never wait for an ACK to send the rest.
+                    let _ = stream.set_nodelay(true);
+                    let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
+                    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+                    return Ok(stream);
+                }
+                Err(source) => last = Some(PoolError::Connect { addr, source }),
+            }
+        }
+        Err(last.unwrap_or_else(|| PoolError::NoAddress(t.host.clone())))
+    }
+
+    async fn start_h1<I>(self: &Arc<Self>, io: I) -> Result<Conn, PoolError>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let (tx, conn) = http1::Builder::new().handshake(io).await.map_err(PoolError::Handshake)?;
+        let backend = Arc::clone(&self.backend);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%backend, error = %e, "upstream HTTP/1.1 connection ended with an error");
+            }
+        });
+        self.opened_h1.inc();
+        Ok(Conn::H1 { tx, reused: false })
+    }
+
+    async fn start_h2<I>(self: &Arc<Self>, io: I) -> Result<Conn, PoolError>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let (tx, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io)
+            .await
+            .map_err(PoolError::Handshake)?;
+        let backend = Arc::clone(&self.backend);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%backend, error = %e, "upstream HTTP/2 connection ended with an error");
+            }
+        });
+        self.opened_h2.inc();
+        let streams = Arc::new(AtomicUsize::new(0));
+        let slot = StreamSlot::take(&streams);
+        // With `connection_pool.enabled: false` the connection serves this one stream.
+        if self.max_idle > 0 {
+            lock(&self.h2).push(H2Conn { tx: tx.clone(), streams });
+            self.speaks_h2.store(true, Ordering::Relaxed);
+        }
+        Ok(Conn::H2 { tx, slot, reused: false })
+    }
+
+    /// Put an HTTP/1.1 connection whose exchange is over back on the stack.
+    fn checkin(&self, tx: http1::SendRequest<UpstreamBody>) {
+        if self.max_idle == 0 || tx.is_closed() {
+            return;
+        }
+        let mut idle = lock(&self.idle);
+        if idle.len() < self.max_idle {
+            idle.push(Idle { tx, since: Instant::now() });
+        }
+    }
+
+    /// Close idle connections older than `idle_timeout`, even without traffic: one task per
+    /// pool, started with its first connection, ending when the pool is dropped.
+    fn start_reaper(self: &Arc<Self>) {
+        if self.reaper.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let pool: Weak<Self> = Arc::downgrade(self);
+        let every = (self.idle_timeout / 2).max(Duration::from_secs(1));
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(pool) = pool.upgrade() else { return };
+                let timeout = pool.idle_timeout;
+                lock(&pool.idle).retain(|i| i.since.elapsed() <= timeout && !i.tx.is_closed());
+                lock(&pool.h2).retain(|c| !c.tx.is_closed());
+            }
+        });
+    }
+
+    /// HTTP/1.1 to an origin server sends the path only (RFC 9112 §3.2.1); `Host` carries
+    /// the authority (the proxy path sets it; other callers get the backend's).
+    fn origin_form(&self, req: &mut Request<UpstreamBody>) {
+        if req.uri().scheme().is_some() {
+            let pq = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+            *req.uri_mut() = Uri::from(pq);
+        }
+        if let header::Entry::Vacant(host) = req.headers_mut().entry(header::HOST) {
+            if let Ok(v) = http::HeaderValue::from_str(self.target.authority.as_str()) {
+                host.insert(v);
+            }
+        }
+    }
+
+    /// HTTP/2 takes `:scheme` and `:authority` from the URI and has no `Host`.
+    fn absolute_form(&self, req: &mut Request<UpstreamBody>) {
+        req.headers_mut().remove(header::HOST);
+        if req.uri().scheme().is_some() {
+            return;
+        }
+        let mut parts = req.uri().clone().into_parts();
+        parts.scheme = Some(self.target.scheme.clone());
+        parts.authority = Some(self.target.authority.clone());
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(PathAndQuery::from_static("/"));
+        }
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section is a push, pop or retain: a panic inside cannot leave a half state.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The TLS connector and verified name of an `https://` backend, offering `h2` and
+/// `http/1.1` by ALPN (only `h2` with `http2: true`).
+fn tls_target(
+    backend: &BackendConfig,
+    host: &str,
+) -> Result<(tokio_rustls::TlsConnector, ServerName<'static>), TlsError> {
+    let wrap = |source| TlsError::Backend { backend: backend.name.clone(), source: Box::new(source) };
+    let mut config = match &backend.tls {
+        Some(tls) => super::upstream_tls::client_config(tls).map_err(wrap)?,
+        None => super::upstream_tls::default_client_config(),
+    };
+    config.alpn_protocols =
+        if backend.http2 { vec![b"h2".to_vec()] } else { vec![b"h2".to_vec(), b"http/1.1".to_vec()] };
+    let name = backend.tls.as_ref().and_then(|t| t.server_name.as_deref()).unwrap_or(host).to_owned();
+    let name = ServerName::try_from(name.clone()).map_err(|_| {
+        wrap(TlsError::from(rustls::Error::General(format!("server name {name:?} is not a DNS name or IP"))))
+    })?;
+    Ok((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+}
+
+/// One open stream on an HTTP/2 connection, counted until dropped.
+#[derive(Debug)]
+struct StreamSlot(Arc<AtomicUsize>);
+
+impl StreamSlot {
+    fn take(streams: &Arc<AtomicUsize>) -> Self {
+        streams.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(streams))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What a finished response body gives back.
+enum Back {
+    H1(Arc<Pool>, http1::SendRequest<UpstreamBody>),
+    H2 { _slot: StreamSlot },
+}
+
+/// A backend response body. Read to the end, it returns its HTTP/1.1 connection to the
+/// pool (or frees its HTTP/2 stream slot); dropped early, it closes the connection.
+pub struct PooledBody {
+    inner: Incoming,
+    back: Option<Back>,
+}
+
+impl std::fmt::Debug for PooledBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledBody").field("inner", &self.inner).finish()
+    }
+}
+
+impl PooledBody {
+    fn new(inner: Incoming, back: Back) -> Self {
+        let mut body = Self { inner, back: Some(back) };
+        // A bodiless response (204, Content-Length: 0) is over already.
+        if body.inner.is_end_stream() {
+            body.release();
+        }
+        body
+    }
+
+    fn release(&mut self) {
+        if let Some(Back::H1(pool, tx)) = self.back.take() {
+            pool.checkin(tx);
+        }
+    }
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            // The last frame: the server may not poll again once `is_end_stream` says so.
+            None => this.release(),
+            Some(Ok(_)) if this.inner.is_end_stream() => this.release(),
+            Some(Ok(_)) => {}
+            // A broken body leaves the connection in an unknown state: never reuse it.
+            Some(Err(_)) => this.back = None,
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;
