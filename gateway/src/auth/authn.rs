@@ -1,9 +1,10 @@
 //! Authentication: a presented credential (JWT or API key) to a [`Caller`],
 //! through the verdict cache; or, without one, a verified client certificate
-//! (`server.tls.client_auth`) to a caller with issuer `x509` and its subject CN. A repeated token costs one SHA-256 and one
-//! hash lookup; a new one is verified once (signature, claims), turned into a
-//! caller with its policy [`Access`](super::policy::Access) computed, and
-//! remembered until it expires.
+//! (`server.tls.client_auth`) to a caller with issuer `x509` and its subject CN. A token
+//! repeated lately costs a comparison with the remembered one, an older one a SHA-256 and
+//! a hash lookup ([`cache`]); a new one is verified once (signature, claims), turned into
+//! a caller with its policy [`Access`](super::policy::Access) computed, and remembered
+//! until it expires.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jsonwebtoken::Algorithm;
 
 use super::apikey::{API_KEY_ISSUER, ApiKeys};
-use super::cache::{self, VerdictCache};
+use super::cache::{Lookup, VerdictCache};
 use super::jwks::Jwks;
 use super::jwt::{self, Issuer, Verified};
 use super::keys::{self, Env, KeyError};
@@ -46,6 +47,12 @@ pub struct Authenticator {
 
 fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `bytes` as text when every byte is allowed in a header value as text (visible ASCII,
+/// space, tab), as [`http::HeaderValue::to_str`] checks.
+pub fn header_text(bytes: &[u8]) -> Option<&str> {
+    if bytes.iter().all(|b| (b' '..0x7f).contains(b) || *b == b'\t') { std::str::from_utf8(bytes).ok() } else { None }
 }
 
 impl Authenticator {
@@ -111,17 +118,25 @@ impl Authenticator {
         self.issuers.iter().filter_map(|i| i.jwks.as_ref())
     }
 
-    /// The caller a credential stands for, or why not.
-    pub async fn authenticate(&self, credential: &str) -> Result<Arc<Caller>, AuthError> {
+    /// The caller a credential stands for, or why not. `credential` is the header's bytes:
+    /// a credential seen lately is recognised as is; any other must be visible ASCII.
+    pub async fn authenticate(&self, credential: &[u8]) -> Result<Arc<Caller>, AuthError> {
         if credential.is_empty() || credential.len() > jwt::MAX_TOKEN_LEN {
             return Err(AuthError::Malformed);
         }
         let now = now_unix();
-        let key = cache::digest(credential);
-        if let Some(verdict) = self.cache.get(&key, now) {
+        if let Some(verdict) = self.cache.recent(credential, now) {
             self.cache_hits.inc();
             return verdict;
         }
+        let credential = header_text(credential).ok_or(AuthError::Malformed)?;
+        let key = match self.cache.lookup(credential, now) {
+            Lookup::Hit(verdict) => {
+                self.cache_hits.inc();
+                return verdict;
+            }
+            Lookup::Miss(key) => key,
+        };
         self.cache_misses.inc();
         let looks_like_jwt = credential.bytes().filter(|b| *b == b'.').count() == 2;
         let (verdict, until) = if looks_like_jwt && !self.issuers.is_empty() {
@@ -144,8 +159,8 @@ impl Authenticator {
             (Err(AuthError::Malformed), now)
         };
         match &verdict {
-            Ok(_) => self.cache.put(key, verdict.clone(), until, now),
-            Err(e) if e.cacheable() => self.cache.put(key, verdict.clone(), until, now),
+            Ok(_) => self.cache.insert(credential, key, verdict.clone(), until, now),
+            Err(e) if e.cacheable() => self.cache.insert(credential, key, verdict.clone(), until, now),
             Err(_) => {}
         }
         verdict
@@ -168,5 +183,66 @@ impl Authenticator {
     fn caller(&self, principal: Principal, scopes: Vec<String>, claims: Vec<(String, serde_json::Value)>) -> Caller {
         let access = self.policy.access(&Subject { principal: &principal, scopes: &scopes, claims: &claims });
         Caller::new(principal, scopes, claims, access)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::cache::digest;
+    use crate::auth::keys::ProcessEnv;
+    use crate::config::{ApiKeyConfig, Config};
+
+    fn authenticator() -> (Authenticator, Metrics) {
+        let key = |name: &str, secret| ApiKeyConfig { name: name.into(), sha256: digest(secret), scopes: vec![] };
+        let auth = AuthConfig {
+            enabled: true,
+            api_keys: vec![key("ci", "secret-one"), key("ops", "secret-two")],
+            ..AuthConfig::default()
+        };
+        let cfg = Config { auth, ..Config::default() };
+        let client = crate::proxy::client::build(&cfg.connection_pool);
+        let metrics = Metrics::new();
+        (Authenticator::build(&cfg.auth, &client, &metrics, &ProcessEnv, Vec::new()).unwrap(), metrics)
+    }
+
+    fn subject(r: Result<Arc<Caller>, AuthError>) -> String {
+        r.unwrap().principal.subject.clone()
+    }
+
+    #[tokio::test]
+    async fn repeated_credentials_come_from_the_cache_and_only_their_own_bytes_hit() {
+        let (a, _metrics) = authenticator();
+        assert_eq!(subject(a.authenticate(b"secret-one").await), "ci");
+        assert_eq!(a.cache_misses.get(), 1);
+        for _ in 0..3 {
+            assert_eq!(subject(a.authenticate(b"secret-one").await), "ci");
+        }
+        assert_eq!((a.cache_hits.get(), a.cache_misses.get()), (3, 1));
+        assert_eq!(subject(a.authenticate(b"secret-two").await), "ops");
+        // Near misses of a remembered credential are verified on their own and refused.
+        for near in [&b"secret-onE"[..], b"secret-on", b"secret-one ", b"Secret-one"] {
+            assert_eq!(a.authenticate(near).await.unwrap_err(), AuthError::InvalidApiKey, "{near:?}");
+        }
+        // Not header text: refused before any lookup, never remembered.
+        for bad in [&b"secret-one\xff"[..], b"secret\x00one", b"caf\xc3\xa9"] {
+            assert_eq!(a.authenticate(bad).await.unwrap_err(), AuthError::Malformed, "{bad:?}");
+        }
+        assert_eq!(a.authenticate(b"").await.unwrap_err(), AuthError::Malformed);
+        assert_eq!(a.authenticate(&[b'a'; jwt::MAX_TOKEN_LEN + 1]).await.unwrap_err(), AuthError::Malformed);
+        assert_eq!(a.cache().len(), 2);
+        // An admin flush forgets the recent credentials too: the next use is verified again.
+        let misses = a.cache_misses.get();
+        assert_eq!(a.cache().clear(), 2);
+        assert_eq!(subject(a.authenticate(b"secret-one").await), "ci");
+        assert_eq!(a.cache_misses.get(), misses + 1);
+    }
+
+    #[test]
+    fn header_text_is_what_a_header_value_allows_as_text() {
+        assert_eq!(header_text(b"Bearer a.b-c_d~e+f/g=\t "), Some("Bearer a.b-c_d~e+f/g=\t "));
+        for bad in [&b"a\x7f"[..], b"\x1fa", b"a\rb", b"a\nb", b"\xc3\xa9", b"\xff"] {
+            assert_eq!(header_text(bad), None, "{bad:?}");
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! The verdict cache: each distinct credential is verified once, and the
 //! result is remembered until the token expires, so a repeated token costs a
-//! SHA-256 and a hash lookup instead of a signature check.
+//! hash lookup instead of a signature check.
 //!
-//! Keys are SHA-256 digests of the credential (a 64-bit hash could collide
-//! with a valid token; a digest cannot, and the cache never holds a token).
+//! Two levels. In front, [`Recent`] holds the last few credentials whole: a
+//! token seen lately is found by comparing it, with no hashing of the token.
+//! Behind, keys are SHA-256 digests of the credential (a 64-bit hash could
+//! collide with a valid token; a digest cannot, and this map holds no token).
 //! Entries carry the key-set epoch they were made under: when a key set
 //! changes (JWKS rotation, admin flush), older verdicts are ignored.
 //! Bounded: sharded maps of at most `capacity / SHARDS` entries each; a full
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
+use super::recent::Recent;
 use super::{AuthError, Caller};
 
 const SHARDS: usize = 16;
@@ -39,6 +42,16 @@ pub struct VerdictCache {
     shards: Vec<Mutex<HashMap<CredentialDigest, Entry>>>,
     per_shard: usize,
     epoch: AtomicU64,
+    recent: Recent,
+}
+
+/// What [`VerdictCache::lookup`] found.
+#[derive(Debug)]
+pub enum Lookup {
+    /// A remembered, still valid verdict.
+    Hit(Verdict),
+    /// Nothing valid: the credential's digest, to verify it and [`VerdictCache::insert`] the result.
+    Miss(CredentialDigest),
 }
 
 /// SHA-256 of the credential text.
@@ -50,24 +63,66 @@ impl VerdictCache {
     /// A cache holding about `capacity` verdicts.
     pub fn new(capacity: usize) -> Self {
         let per_shard = capacity.div_ceil(SHARDS).max(1);
-        Self { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), per_shard, epoch: AtomicU64::new(0) }
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            per_shard,
+            epoch: AtomicU64::new(0),
+            recent: Recent::new(capacity),
+        }
     }
 
     fn shard(&self, key: &CredentialDigest) -> &Mutex<HashMap<CredentialDigest, Entry>> {
         &self.shards[usize::from(key[0]) % SHARDS]
     }
 
+    /// The remembered verdict for a credential seen lately (compared whole, not hashed),
+    /// if still valid at `now` (Unix seconds). Holds only what [`lookup`](Self::lookup)
+    /// found or [`insert`](Self::insert) stored, so a hit's bytes are a checked credential.
+    pub fn recent(&self, credential: &[u8], now: u64) -> Option<Verdict> {
+        self.recent.get(credential, now, self.epoch.load(Ordering::Acquire))
+    }
+
+    /// The remembered verdict for `credential` at `now` (Unix seconds): first among the
+    /// recent credentials, else by digest (then remembered as recent).
+    pub fn lookup(&self, credential: &str, now: u64) -> Lookup {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        if let Some(verdict) = self.recent.get(credential.as_bytes(), now, epoch) {
+            return Lookup::Hit(verdict);
+        }
+        let key = digest(credential);
+        match self.entry(&key, now, epoch) {
+            Some((verdict, until)) => {
+                self.recent.put(credential.as_bytes(), verdict.clone(), until, epoch);
+                Lookup::Hit(verdict)
+            }
+            None => Lookup::Miss(key),
+        }
+    }
+
+    /// Remember `verdict` for `credential` (whose digest is `key`) until `until` (Unix seconds).
+    pub fn insert(&self, credential: &str, key: CredentialDigest, verdict: Verdict, until: u64, now: u64) {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        self.put_at(key, verdict.clone(), until, now, epoch);
+        self.recent.put(credential.as_bytes(), verdict, until, epoch);
+    }
+
     /// The remembered verdict for `key`, if still valid at `now` (Unix seconds).
     pub fn get(&self, key: &CredentialDigest, now: u64) -> Option<Verdict> {
-        let epoch = self.epoch.load(Ordering::Acquire);
+        self.entry(key, now, self.epoch.load(Ordering::Acquire)).map(|(verdict, _)| verdict)
+    }
+
+    fn entry(&self, key: &CredentialDigest, now: u64, epoch: u64) -> Option<(Verdict, u64)> {
         let shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
         let entry = shard.get(key)?;
-        (entry.until >= now && entry.epoch == epoch).then(|| entry.verdict.clone())
+        (entry.until >= now && entry.epoch == epoch).then(|| (entry.verdict.clone(), entry.until))
     }
 
     /// Remember `verdict` for `key` until `until` (Unix seconds).
     pub fn put(&self, key: CredentialDigest, verdict: Verdict, until: u64, now: u64) {
-        let epoch = self.epoch.load(Ordering::Acquire);
+        self.put_at(key, verdict, until, now, self.epoch.load(Ordering::Acquire));
+    }
+
+    fn put_at(&self, key: CredentialDigest, verdict: Verdict, until: u64, now: u64, epoch: u64) {
         let mut shard = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
         if shard.len() >= self.per_shard && !shard.contains_key(&key) {
             shard.retain(|_, e| e.until >= now && e.epoch == epoch);
@@ -89,6 +144,7 @@ impl VerdictCache {
     /// Drop every entry now (admin action); also invalidates.
     pub fn clear(&self) -> usize {
         self.invalidate();
+        self.recent.clear();
         self.shards.iter().map(|s| std::mem::take(&mut *s.lock().unwrap_or_else(|p| p.into_inner())).len()).sum()
     }
 
@@ -135,6 +191,27 @@ mod tests {
         assert!(c.get(&k, 1).is_some());
         assert_eq!(c.clear(), 1);
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn lookup_through_recent_and_digest() {
+        let c = VerdictCache::new(100);
+        let Lookup::Miss(k) = c.lookup("tok", 10) else { panic!("hit in an empty cache") };
+        assert_eq!(k, digest("tok"));
+        c.insert("tok", k, ok(), 20, 10);
+        assert!(c.recent(b"tok", 20).is_some());
+        assert!(c.recent(b"tok", 21).is_none(), "expired in front");
+        assert!(matches!(c.lookup("tok", 21), Lookup::Miss(_)), "expired behind");
+        assert!(c.recent(b"tok2", 10).is_none());
+        // Known by digest only (put without the credential): found, then remembered in front.
+        c.put(digest("old"), ok(), 50, 10);
+        assert!(c.recent(b"old", 10).is_none());
+        assert!(matches!(c.lookup("old", 10), Lookup::Hit(Ok(_))));
+        assert!(c.recent(b"old", 10).is_some());
+        // A new key set forgets both levels.
+        c.invalidate();
+        assert!(c.recent(b"old", 10).is_none());
+        assert!(matches!(c.lookup("old", 10), Lookup::Miss(_)));
     }
 
     #[test]

@@ -6,10 +6,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue, Request, header};
+use http::{HeaderMap, Request, header};
 
 use super::admin::AdminToken;
-use super::authn::Authenticator;
+use super::authn::{Authenticator, header_text};
 use super::filter::ListFilter;
 use super::keys::{Env, KeyError};
 use super::limits::{self, LimitError};
@@ -267,38 +267,50 @@ async fn refresh(jwks: Arc<super::jwks::Jwks>, drain: drain::Watch) {
 
 /// Whether the query string carries a credential parameter.
 fn query_has_credential(query: &str) -> bool {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split('=').next())
-        .any(|k| QUERY_CREDENTIALS.iter().any(|q| k.eq_ignore_ascii_case(q)))
+    !query.is_empty()
+        && query
+            .split('&')
+            .filter_map(|kv| kv.split('=').next())
+            .any(|k| QUERY_CREDENTIALS.iter().any(|q| k.eq_ignore_ascii_case(q)))
 }
 
 /// The presented credential: `Authorization: Bearer <token>`, else `X-API-Key`.
-fn credential(headers: &HeaderMap) -> Result<&str, GatewayError> {
-    let unauthorized = |e| Err(GatewayError::Unauthorized(e));
+///
+/// The credential's bytes are returned unchecked: [`Authenticator::authenticate`] knows a
+/// recent one as is and checks any other ([`header_text`]), so a repeated 1 KiB token is
+/// not scanned byte by byte on every request. Around the credential there can only be
+/// text (a header value has no control bytes but tab; the scheme is `Bearer`), and every
+/// refusal checks the whole value, so a value that is not header text is `Malformed`.
+fn credential(headers: &HeaderMap) -> Result<&[u8], GatewayError> {
     let mut auth = headers.get_all(header::AUTHORIZATION).iter();
     if let Some(value) = auth.next() {
+        let text = value.as_bytes();
+        let refuse = |e| {
+            let e = if header_text(text).is_some() { e } else { AuthError::Malformed };
+            Err(GatewayError::Unauthorized(e))
+        };
         if auth.next().is_some() {
-            return unauthorized(AuthError::Malformed);
+            return refuse(AuthError::Malformed);
         }
-        let Ok(text) = value.to_str() else { return unauthorized(AuthError::Malformed) };
-        let Some((scheme, token)) = text.trim().split_once(' ') else { return unauthorized(AuthError::Missing) };
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return unauthorized(AuthError::Missing);
+        let trimmed = text.trim_ascii();
+        let Some(space) = trimmed.iter().position(|b| *b == b' ') else { return refuse(AuthError::Missing) };
+        if !trimmed[..space].eq_ignore_ascii_case(b"bearer") {
+            return refuse(AuthError::Missing);
         }
-        let token = token.trim();
-        return if token.is_empty() { unauthorized(AuthError::Malformed) } else { Ok(token) };
+        let token = trimmed[space + 1..].trim_ascii();
+        return if token.is_empty() { refuse(AuthError::Malformed) } else { Ok(token) };
     }
-    match headers.get(X_API_KEY).map(HeaderValue::to_str) {
-        Some(Ok(key)) if !key.trim().is_empty() => Ok(key.trim()),
-        Some(_) => unauthorized(AuthError::Malformed),
-        None => unauthorized(AuthError::Missing),
+    match headers.get(&X_API_KEY).map(|v| v.as_bytes().trim_ascii()) {
+        Some(key) if !key.is_empty() => Ok(key),
+        Some(_) => Err(GatewayError::Unauthorized(AuthError::Malformed)),
+        None => Err(GatewayError::Unauthorized(AuthError::Missing)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     #[test]
     fn credentials_from_headers() {
@@ -309,13 +321,28 @@ mod tests {
             }
             m
         };
-        let err = |r: Result<&str, GatewayError>| match r {
+        let err = |r: Result<&[u8], GatewayError>| match r {
             Err(GatewayError::Unauthorized(e)) => e,
             other => panic!("{other:?}"),
         };
-        assert_eq!(credential(&h(&[("authorization", "Bearer abc")])).unwrap(), "abc");
-        assert_eq!(credential(&h(&[("authorization", "bearer  abc ")])).unwrap(), "abc");
-        assert_eq!(credential(&h(&[("x-api-key", "k1")])).unwrap(), "k1");
+        assert_eq!(credential(&h(&[("authorization", "Bearer abc")])).unwrap(), b"abc");
+        assert_eq!(credential(&h(&[("authorization", "bearer  abc ")])).unwrap(), b"abc");
+        assert_eq!(credential(&h(&[("authorization", "\tBearer abc\t")])).unwrap(), b"abc");
+        assert_eq!(err(credential(&h(&[("authorization", "Bearer\tabc")]))), AuthError::Missing);
+        assert_eq!(credential(&h(&[("x-api-key", "k1")])).unwrap(), b"k1");
+        assert_eq!(credential(&h(&[("x-api-key", " k1 ")])).unwrap(), b"k1");
+        assert_eq!(err(credential(&h(&[("x-api-key", "  ")]))), AuthError::Malformed);
+        // Bytes that are not header text: a refusal is `Malformed`; in the credential itself
+        // they are left to the authenticator, which refuses them (authn tests).
+        let raw = |v: &[u8]| {
+            let mut m = HeaderMap::new();
+            m.insert(header::AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+            m
+        };
+        assert_eq!(err(credential(&raw(b"Basic \xff"))), AuthError::Malformed);
+        assert_eq!(err(credential(&raw(b"Bearer\xa0abc"))), AuthError::Malformed);
+        assert_eq!(err(credential(&raw(b"B\xe9arer abc"))), AuthError::Malformed);
+        assert_eq!(credential(&raw(b"Bearer ab\xffc")).unwrap(), b"ab\xffc");
         assert_eq!(err(credential(&h(&[]))), AuthError::Missing);
         assert_eq!(err(credential(&h(&[("authorization", "Basic dTpw")]))), AuthError::Missing);
         assert_eq!(err(credential(&h(&[("authorization", "Bearer ")]))), AuthError::Missing);

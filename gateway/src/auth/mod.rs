@@ -35,6 +35,7 @@ pub mod metadata;
 pub mod origin;
 pub mod policy;
 pub mod ratelimit;
+pub mod recent;
 pub mod upstream;
 
 use serde_json::Value;

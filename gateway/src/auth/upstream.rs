@@ -17,8 +17,8 @@ use serde_json::Value;
 use super::Caller;
 use crate::config::UpstreamAuth;
 
-/// `X-API-Key`, the header API keys may travel in.
-pub const X_API_KEY: &str = "x-api-key";
+/// `X-API-Key`, the header API keys may travel in (a name made once, not parsed per request).
+pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// Why `auth.upstream` could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +121,7 @@ impl UpstreamCreds {
             headers.remove(header::AUTHORIZATION);
         }
         if self.strip_client_token {
-            headers.remove(X_API_KEY);
+            headers.remove(&X_API_KEY);
         }
         for name in &self.reserved {
             headers.remove(name);
@@ -177,7 +177,7 @@ mod tests {
     fn client_headers() -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer client-token"));
-        h.insert(X_API_KEY, HeaderValue::from_static("k"));
+        h.insert(X_API_KEY.clone(), HeaderValue::from_static("k"));
         h.insert("x-forwarded-user", HeaderValue::from_static("forged"));
         h
     }
@@ -187,7 +187,7 @@ mod tests {
         let creds = UpstreamCreds::new(&[], true).unwrap();
         let mut h = client_headers();
         creds.apply(&mut h, "any", None);
-        assert!(h.get(header::AUTHORIZATION).is_none() && h.get(X_API_KEY).is_none());
+        assert!(h.get(header::AUTHORIZATION).is_none() && h.get(&X_API_KEY).is_none());
         // Without auth the gateway is transparent.
         let mut h = client_headers();
         UpstreamCreds::new(&[], false).unwrap().apply(&mut h, "any", None);
