@@ -9,6 +9,8 @@
 
 mod bench;
 mod demo;
+#[cfg(test)]
+mod deploy;
 mod ebpf;
 mod fuzz;
 mod netns;
