@@ -133,7 +133,7 @@ pub fn measure(root: &Path, bin_dir: &Path, dir: &Path) -> anyhow::Result<f64> {
     };
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], targets::free_port()?));
     // Health checks would run inside the counted window at an interval of seconds.
-    let config = targets::gateway_config(&env, Kind::Gateway, addr, "gateway-gate.yaml", "1h")?;
+    let config = targets::gateway_config(&env, Kind::Gateway, addr, "gateway-gate.yaml", "1h", false)?;
     let out = dir.join("callgrind.out");
     for entry in std::fs::read_dir(dir)?.flatten() {
         if entry.file_name().to_string_lossy().starts_with("callgrind.out") {

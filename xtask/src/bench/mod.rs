@@ -141,8 +141,10 @@ pub struct Results {
     pub samples: Vec<Sample>,
     /// Memory per treatment and round.
     pub memory: Vec<Memory>,
-    /// Idle SSE streams, one per round.
+    /// Idle SSE streams, HTTP/1.1 to the backend, one per round.
     pub sse: Vec<sse::SseResult>,
+    /// Idle SSE streams, HTTP/2 to the backend (`backends[].http2: true`), one per round.
+    pub sse_h2: Vec<sse::SseResult>,
     /// First-seen JWT verification cost, per algorithm and round.
     pub first_seen: Vec<jwt::FirstSeen>,
     /// `uptime` load averages at the start and the end.
@@ -222,7 +224,8 @@ fn measure_all(root: &Path, bin_dir: &Path, dir: &Path, settings: &Settings) -> 
             backend.check_alive()?;
         }
         step!("round {}/{}: {} idle SSE streams", round + 1, settings.rounds, settings.sse_streams);
-        results.sse.push(measure_sse(&env, settings.sse_streams)?);
+        results.sse.push(measure_sse(&env, settings.sse_streams, false)?);
+        results.sse_h2.push(measure_sse(&env, settings.sse_streams, true)?);
         step!("round {}/{}: first-seen JWT verification", round + 1, settings.rounds);
         results.first_seen.extend(measure_first_seen(&env, &jwt_keys, settings.first_seen_tokens)?);
     }
@@ -354,16 +357,18 @@ fn measure_first_seen(env: &Env, keys: &jwt::JwtKeys, tokens: u32) -> anyhow::Re
     Ok(out)
 }
 
-/// A fresh gateway holding `streams` idle SSE streams of one session.
-fn measure_sse(env: &Env, streams: u32) -> anyhow::Result<sse::SseResult> {
-    let target = targets::start(Kind::Gateway, env)?;
+/// A fresh gateway holding `streams` idle SSE streams of one session, over HTTP/1.1 to the
+/// backend (one upstream connection per stream) or HTTP/2 (`http2`: streams share connections).
+fn measure_sse(env: &Env, streams: u32, http2: bool) -> anyhow::Result<sse::SseResult> {
+    let target = targets::start_with(Kind::Gateway, env, http2)?;
     let addr = target.plain.context("gateway has no plain listener")?;
     let session = targets::initialize(&target.plain_url().context("no url")?, None)?;
     std::thread::sleep(Duration::from_millis(500));
     let proc: &Proc = target.proc.as_ref().context("no gateway process")?;
     let result = sse::hold(addr, &session, streams, || proc.memory_kib("VmRSS"))?;
     step!(
-        "  SSE: RSS {} KiB idle, {} KiB with {} streams: {:.0} bytes per stream",
+        "  SSE, {} to the backend: RSS {} KiB idle, {} KiB with {} streams: {:.0} bytes per stream",
+        if http2 { "HTTP/2" } else { "HTTP/1.1" },
         result.rss_before_kib,
         result.rss_open_kib,
         result.streams,

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use crate::bench::sse::SseResult;
 use crate::bench::stats::{Sample, Spread, Workload, median, select, spread};
 use crate::bench::targets::Kind;
 use crate::bench::{Memory, RATES, Results, Settings};
@@ -97,7 +98,8 @@ fn targets(md: &mut String, results: &Results) {
         .zip(median(s, Kind::Direct, rate_1k, |x| Some(x.load.p99_us)))
         .map(|(g, d)| (g - d) / 1000.0);
     let idle = memory(&results.memory, Kind::Gateway, |m| m.idle_kib).map(|m| m.median * MIB);
-    let per_stream = Spread::of(results.sse.iter().map(|r| r.bytes_per_stream() / 1024.0)).map(|m| m.median);
+    let kib = |r: &[SseResult]| Spread::of(r.iter().map(|r| r.bytes_per_stream() / 1024.0)).map(|m| m.median);
+    let (per_stream, per_stream_h2) = (kib(&results.sse), kib(&results.sse_h2));
     // B′ carries JWT as well: compare it with the h2c gateway that also checks the token.
     let tls = median(s, Kind::GatewayTls, Workload::SaturationH2, rate);
     let h2c = median(s, Kind::GatewayJwt, Workload::SaturationH2, rate);
@@ -128,9 +130,14 @@ fn targets(md: &mut String, results: &Results) {
         ),
         ("idle RSS ≤ 10 MB", idle.map_or("–".to_owned(), |v| format!("{v:.1} MiB")), verdict(idle.map(|v| v <= 10.0))),
         (
-            "≤ 8 KiB per idle SSE stream",
+            "≤ 8 KiB per idle SSE stream (HTTP/1.1 to the backend)",
             per_stream.map_or("–".to_owned(), |v| format!("{v:.1} KiB")),
             verdict(per_stream.map(|v| v <= 8.0)),
+        ),
+        (
+            "≤ 8 KiB per idle SSE stream (HTTP/2 to the backend, `http2: true`)",
+            per_stream_h2.map_or("–".to_owned(), |v| format!("{v:.1} KiB")),
+            verdict(per_stream_h2.map(|v| v <= 8.0)),
         ),
         (
             "TLS 1.3 + h2 ≥ 0.8× plaintext (h2c), req/s",
@@ -306,16 +313,25 @@ fn http2(md: &mut String, s: &[Sample]) {
 }
 
 fn sse(md: &mut String, results: &Results) {
-    let r = &results.sse;
     let _ = writeln!(
         md,
         "## Idle SSE streams on mcp-gateway (GET /mcp of one session, held open)\n\n\
-         | streams | RSS before MiB | RSS with streams MiB | per stream KiB |\n|---|---|---|---|\n| {} | {} | {} | {} |\n",
-        r.first().map_or(0, |x| x.streams),
-        show(Spread::of(r.iter().map(|x| x.rss_before_kib as f64)), MIB, 1),
-        show(Spread::of(r.iter().map(|x| x.rss_open_kib as f64)), MIB, 1),
-        show(Spread::of(r.iter().map(|x| x.bytes_per_stream() / 1024.0)), 1.0, 2),
+         | to the backend | streams | RSS before MiB | RSS with streams MiB | per stream KiB |\n|---|---|---|---|---|"
     );
+    for (label, r) in [
+        ("HTTP/1.1 (default: one connection per stream)", &results.sse),
+        ("HTTP/2, `http2: true` (≤ 100 streams per connection)", &results.sse_h2),
+    ] {
+        let _ = writeln!(
+            md,
+            "| {label} | {} | {} | {} | {} |",
+            r.first().map_or(0, |x| x.streams),
+            show(Spread::of(r.iter().map(|x| x.rss_before_kib as f64)), MIB, 1),
+            show(Spread::of(r.iter().map(|x| x.rss_open_kib as f64)), MIB, 1),
+            show(Spread::of(r.iter().map(|x| x.bytes_per_stream() / 1024.0)), 1.0, 2),
+        );
+    }
+    md.push('\n');
 }
 
 fn setup(md: &mut String, settings: &Settings, machine: &[(String, String)]) {

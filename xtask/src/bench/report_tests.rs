@@ -48,7 +48,16 @@ fn results() -> Results {
         FirstSeen { alg: Alg::Rs256, requests: 2000, new_cpu_us: 94.0, repeated_cpu_us: 52.0 },
         FirstSeen { alg: Alg::Es256, requests: 2000, new_cpu_us: 150.0, repeated_cpu_us: 50.0 },
     ];
-    Results { samples, memory, sse, first_seen, load_avg: ("0.1".to_owned(), "0.2".to_owned()), busy_before: 0.01 }
+    let sse_h2 = vec![SseResult { streams: 10_000, rss_before_kib: 8 * 1024, rss_open_kib: 8 * 1024 + 70_000 }];
+    Results {
+        samples,
+        memory,
+        sse,
+        sse_h2,
+        first_seen,
+        load_avg: ("0.1".to_owned(), "0.2".to_owned()),
+        busy_before: 0.01,
+    }
 }
 
 fn settings() -> Settings {
@@ -94,7 +103,14 @@ fn targets_get_verdicts() {
     assert!(row(&md, "## Targets", "added p99 over direct at 1k req/s ≤ 0.1 ms").contains("| 0.000 ms | met |"));
     assert!(row(&md, "## Targets", "idle RSS ≤ 10 MB").contains("| 8.0 MiB | met |"));
     // 60 000 KiB / 10 000 streams = 6 KiB.
-    assert!(row(&md, "## Targets", "≤ 8 KiB per idle SSE stream").contains("| 6.0 KiB | met |"));
+    assert!(
+        row(&md, "## Targets", "≤ 8 KiB per idle SSE stream (HTTP/1.1 to the backend)").contains("| 6.0 KiB | met |")
+    );
+    // 70 000 KiB / 10 000 streams = 7.0 KiB with HTTP/2 upstream.
+    let h2 = row(&md, "## Targets", "≤ 8 KiB per idle SSE stream (HTTP/2 to the backend, `http2: true`)");
+    assert!(h2.contains("| 7.0 KiB | met |"), "{h2}");
+    let table = row(&md, "## Idle SSE streams", "HTTP/2, `http2: true` (≤ 100 streams per connection)");
+    assert!(table.contains("| 10000 |"), "{table}");
     assert!(row(&md, "## Targets", "TLS 1.3 + h2 ≥ 0.8× plaintext (h2c), req/s").contains("| 0.90× | met |"));
     // JWT: 471k vs 481k req/s = -2.1%; CPU 6.06 s / 471k vs 6 s / 481k = +3.1%; the harness did not
     // limit these rows, so req/s decides.

@@ -144,6 +144,11 @@ fn render_to(env: &Env, template: &str, out: &str, vars: &[(&str, String)]) -> a
 
 /// Start `kind`; returns once its listeners accept connections.
 pub fn start(kind: Kind, env: &Env) -> anyhow::Result<Target> {
+    start_with(kind, env, false)
+}
+
+/// Start `kind`, a gateway speaking HTTP/2 (h2c) to the backend if `http2`.
+pub fn start_with(kind: Kind, env: &Env, http2: bool) -> anyhow::Result<Target> {
     let dir = env.dir.display().to_string();
     let backend = env.backend.to_string();
     let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
@@ -151,7 +156,7 @@ pub fn start(kind: Kind, env: &Env) -> anyhow::Result<Target> {
         Kind::Direct => Ok(Target { kind, proc: None, plain: Some(env.backend), tls: None }),
         Kind::Gateway | Kind::GatewayJwt | Kind::GatewayTls => {
             let addr = local(free_port()?);
-            let config = gateway_config(env, kind, addr, &format!("gateway-{}.yaml", addr.port()), "10s")?;
+            let config = gateway_config(env, kind, addr, &format!("gateway-{}.yaml", addr.port()), "10s", http2)?;
             let mut proc = start_gateway(env, &config, &env.dir.join(format!("gateway-{}.log", addr.port())))?;
             proc.wait_for_port(addr)?;
             let (plain, tls) = if kind == Kind::GatewayTls { (None, Some(addr)) } else { (Some(addr), None) };
@@ -188,8 +193,15 @@ fn path_arg(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// Render the gateway's config for `kind` listening on `addr`.
-pub fn gateway_config(env: &Env, kind: Kind, addr: SocketAddr, name: &str, health: &str) -> anyhow::Result<PathBuf> {
+/// Render the gateway's config for `kind` listening on `addr`; `http2`: HTTP/2 (h2c) to the backend.
+pub fn gateway_config(
+    env: &Env,
+    kind: Kind,
+    addr: SocketAddr,
+    name: &str,
+    health: &str,
+    http2: bool,
+) -> anyhow::Result<PathBuf> {
     let tls = if kind == Kind::GatewayTls {
         format!("  tls:\n    cert_file: {}\n    key_file: {}", env.cert.display(), env.key.display())
     } else {
@@ -208,6 +220,7 @@ pub fn gateway_config(env: &Env, kind: Kind, addr: SocketAddr, name: &str, healt
         ("SESSION_KEYS", env.session_keys.display().to_string()),
         ("HEALTH_INTERVAL", health.to_owned()),
         ("BACKEND", env.backend.to_string()),
+        ("HTTP2", http2.to_string()),
     ];
     render_to(env, "gateway.yaml", name, &vars)
 }
@@ -322,7 +335,7 @@ mod tests {
         }
         let text = std::fs::read_to_string(root.join("gateway.yaml")).unwrap();
         let vars: Vec<(&str, String)> =
-            ["AUTH", "PORT", "ADMIN_PORT", "TLS", "SESSION_KEYS", "HEALTH_INTERVAL", "BACKEND"]
+            ["AUTH", "PORT", "ADMIN_PORT", "TLS", "SESSION_KEYS", "HEALTH_INTERVAL", "BACKEND", "HTTP2"]
                 .iter()
                 .map(|n| (*n, "v".to_owned()))
                 .collect();
