@@ -77,6 +77,21 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// A member of an XDP cluster (`xdp.nodes` lists more than one node) could not start
+    /// its data plane. Its peers would still steer clients to it, encapsulated, and without
+    /// the program nothing here unwraps those packets: refusing to start makes the node
+    /// fail its peers' checks, so its clients move to live nodes.
+    #[error(
+        "XDP data plane: {source}; this node is one of the {nodes} in xdp.nodes and cannot serve its \
+         share without it (set xdp.enabled: false on every node to run userspace-only)"
+    )]
+    DataPlane {
+        /// Nodes in `xdp.nodes`.
+        nodes: usize,
+        /// Why it did not start.
+        #[source]
+        source: crate::ebpf::EbpfError,
+    },
 }
 
 /// A started gateway.
@@ -184,7 +199,17 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     tasks.spawn(sweep_activity(Arc::clone(&shared), drain));
     // After both listeners are bound, so the data port is known even when configured
     // as 0. A data plane that cannot start leaves the gateway userspace-only.
-    let data_plane = crate::ebpf::start(&shared.config.xdp, &[data_addr.port()], &shared.metrics);
+    let data_plane = match crate::ebpf::start(&shared.config.xdp, &[data_addr.port()], &shared.metrics) {
+        Ok(plane) => plane,
+        Err(source) if shared.config.xdp.nodes.len() > 1 => {
+            return Err(StartError::DataPlane { nodes: shared.config.xdp.nodes.len(), source });
+        }
+        Err(e) => {
+            let interfaces = &shared.config.xdp.interfaces;
+            tracing::warn!(?interfaces, "XDP data plane not started, running userspace-only (mcp_ebpf_mode 0): {e}");
+            None
+        }
+    };
     // Peer node checks: a dead node leaves the Maglev table, only its clients move.
     let (xdp, port, metrics) = (&shared.config.xdp, data_addr.port(), &shared.metrics);
     if let Some(plane) = &data_plane {

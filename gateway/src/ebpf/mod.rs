@@ -196,29 +196,19 @@ pub fn watch_nodes(
     membership::run(nodes, cfg.health.clone(), data_port, MembershipMetrics::new(metrics), drain)
 }
 
-/// Starts the data plane for `cfg`, acting on `ports`, if `xdp.enabled`; on any
-/// failure logs one line and returns `None` (userspace-only). Sets
-/// `mcp_ebpf_mode` and, when running, the source of `mcp_xdp_packets_total`.
-pub fn start(cfg: &XdpConfig, ports: &[u16], metrics: &Metrics) -> Option<Arc<DataPlane>> {
+/// Starts the data plane for `cfg`, acting on `ports`, if `xdp.enabled` (`Ok(None)`
+/// when it is off). Sets `mcp_ebpf_mode` and, when running, the source of
+/// `mcp_xdp_packets_total`. On failure the caller decides: a standalone gateway
+/// goes on userspace-only, a member of a cluster must not (see `gateway::start`).
+pub fn start(cfg: &XdpConfig, ports: &[u16], metrics: &Metrics) -> Result<Option<Arc<DataPlane>>, EbpfError> {
     metrics.ebpf_mode.set(0);
     if !cfg.enabled {
         tracing::debug!("XDP data plane off (xdp.enabled: false)");
-        return None;
+        return Ok(None);
     }
-    match try_start(cfg, ports) {
-        Ok(plane) => {
-            let plane = Arc::new(plane);
-            report_started(&plane, metrics);
-            Some(plane)
-        }
-        Err(e) => {
-            tracing::warn!(
-                interfaces = ?cfg.interfaces,
-                "XDP data plane not started, running userspace-only (mcp_ebpf_mode 0): {e}"
-            );
-            None
-        }
-    }
+    let plane = Arc::new(try_start(cfg, ports)?);
+    report_started(&plane, metrics);
+    Ok(Some(plane))
 }
 
 #[cfg(feature = "ebpf")]
@@ -292,10 +282,25 @@ mod tests {
         gw.shutdown().await;
     }
 
+    /// The same failure on a member of a cluster stops the start: peers would steer
+    /// encapsulated packets to a node with nothing to unwrap them.
+    #[tokio::test]
+    async fn a_cluster_member_without_its_data_plane_does_not_start() {
+        let yaml = "server: {host: 127.0.0.1, port: 0}\nadmin: {host: 127.0.0.1, port: 0}\n\
+                    xdp:\n  enabled: true\n  interfaces: [mcpgw-none0]\n  local_node: a\n  nodes:\n\
+                    \x20   - {name: a, address: 10.9.0.1, mac: \"02:00:00:00:00:01\"}\n\
+                    \x20   - {name: b, address: 10.9.0.2, mac: \"02:00:00:00:00:02\"}\n";
+        let cfg = crate::config::load_str(yaml, "t.yaml").unwrap();
+        let err = crate::start(cfg).await.unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, crate::gateway::StartError::DataPlane { nodes: 2, .. }), "{text}");
+        assert!(text.contains("xdp.enabled: false"), "{text}");
+    }
+
     #[test]
     fn disabled_config_means_userspace_only() {
         let metrics = Metrics::new();
-        assert!(start(&XdpConfig::default(), &[8443], &metrics).is_none());
+        assert!(start(&XdpConfig::default(), &[8443], &metrics).unwrap().is_none());
         assert_eq!(metrics.ebpf_mode.get(), 0);
     }
 }

@@ -31,6 +31,10 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<GwB
                     "ready": ready,
                     "draining": shared.drain.is_draining(),
                     "backends": backend_status(&shared),
+                    "xdp": {
+                        "enabled": shared.config.xdp.enabled,
+                        "attached": shared.metrics.ebpf_mode.get() == 1,
+                    },
                 }),
             )
         }

@@ -21,6 +21,7 @@ async fn health_and_readiness() {
         let ready: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(ready["ready"], true);
         assert_eq!(ready["backends"][0]["healthy"], true);
+        assert_eq!((&ready["xdp"]["enabled"], &ready["xdp"]["attached"]), (&Value::Bool(false), &Value::Bool(false)));
 
         demo.kill().await;
         gw.wait_unhealthy("a").await;
