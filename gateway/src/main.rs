@@ -55,7 +55,7 @@ struct RunArgs {
     /// A backend MCP server; repeat for several. Replaces a config backend of the same name.
     #[arg(long = "backend", value_name = "NAME=URL")]
     backends: Vec<String>,
-    /// Tokio worker threads (default: one per CPU).
+    /// Tokio worker threads (default: one per CPU); 1 runs everything on one thread.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
 }
@@ -197,11 +197,19 @@ fn run(args: &RunArgs) -> ExitCode {
 }
 
 fn serve(cfg: Config, args: &RunArgs) -> anyhow::Result<()> {
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    // One worker: tokio's current-thread scheduler, so the signal loop, the listeners and every
+    // connection share one thread with no cross-thread wake-ups (the multi-thread scheduler with
+    // one worker still parks the main thread and hands work between the two).
+    let mut rt = match args.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            rt.worker_threads(n.max(1));
+            rt
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     rt.enable_all();
-    if let Some(n) = args.workers {
-        rt.worker_threads(n.max(1));
-    }
     let rt = rt.build().context("starting the async runtime")?;
     rt.block_on(async move {
         let gw = mcp_gateway::start(cfg.clone()).await.context("starting mcp-gateway")?;

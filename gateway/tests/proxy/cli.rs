@@ -88,6 +88,16 @@ async fn valid_config_flags_and_keygen() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_calls_then_exits_0() {
+    drain_test(&[]).await;
+}
+
+/// `--workers 1` runs tokio's current-thread scheduler: the same drain, on one thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_on_the_single_thread_runtime() {
+    drain_test(&["--workers", "1"]).await;
+}
+
+async fn drain_test(extra: &[&str]) {
     bounded(async {
         let demo = Demo::start("a").await;
         let dir = tempfile::tempdir().unwrap();
@@ -99,7 +109,7 @@ async fn sigterm_drains_in_flight_calls_then_exits_0() {
             demo.url
         );
         let config = write(dir.path(), "gateway.yaml", &yaml);
-        let mut gw = Proc::spawn(gateway(&["--config", &config]));
+        let mut gw = Proc::spawn(gateway(&[&["--config", config.as_str()], extra].concat()));
         let line = gw.wait_line(Pipe::Stderr, Duration::from_secs(10), |l| l.contains("\"data_addr\"")).await;
         let line = line.unwrap_or_else(|| panic!("gateway did not start:\n{}", gw.output()));
         let log: Value = serde_json::from_str(&line).unwrap();
