@@ -135,7 +135,7 @@ impl Authenticator {
                 self.cache_hits.inc();
                 return verdict;
             }
-            Lookup::Miss(key) => key,
+            Lookup::Miss(key, epoch) => (key, epoch),
         };
         self.cache_misses.inc();
         let looks_like_jwt = credential.bytes().filter(|b| *b == b'.').count() == 2;
@@ -148,7 +148,7 @@ impl Authenticator {
                 Err(e) => (Err(e), now + NEGATIVE_VERDICT_SECS),
             }
         } else if !self.api_keys.is_empty() {
-            match self.api_keys.find(&key) {
+            match self.api_keys.find(&key.0) {
                 Some(k) => {
                     let principal = Principal { issuer: API_KEY_ISSUER.to_owned(), subject: k.name.clone() };
                     (Ok(Arc::new(self.caller(principal, k.scopes.clone(), Vec::new()))), now + API_KEY_VERDICT_SECS)

@@ -50,8 +50,10 @@ pub struct VerdictCache {
 pub enum Lookup {
     /// A remembered, still valid verdict.
     Hit(Verdict),
-    /// Nothing valid: the credential's digest, to verify it and [`VerdictCache::insert`] the result.
-    Miss(CredentialDigest),
+    /// Nothing valid: the credential's digest and the key-set epoch of the lookup, to verify
+    /// it and [`VerdictCache::insert`] the result under that epoch (a key set that changes
+    /// while the credential is verified must not make the verdict look current).
+    Miss(CredentialDigest, u64),
 }
 
 /// SHA-256 of the credential text.
@@ -95,13 +97,20 @@ impl VerdictCache {
                 self.recent.put(credential.as_bytes(), verdict.clone(), until, epoch);
                 Lookup::Hit(verdict)
             }
-            None => Lookup::Miss(key),
+            None => Lookup::Miss(key, epoch),
         }
     }
 
-    /// Remember `verdict` for `credential` (whose digest is `key`) until `until` (Unix seconds).
-    pub fn insert(&self, credential: &str, key: CredentialDigest, verdict: Verdict, until: u64, now: u64) {
-        let epoch = self.epoch.load(Ordering::Acquire);
+    /// Remember `verdict` for `credential` (whose digest is `key`) until `until` (Unix seconds),
+    /// under the `epoch` its [`Lookup::Miss`] named.
+    pub fn insert(
+        &self,
+        credential: &str,
+        (key, epoch): (CredentialDigest, u64),
+        verdict: Verdict,
+        until: u64,
+        now: u64,
+    ) {
         self.put_at(key, verdict.clone(), until, now, epoch);
         self.recent.put(credential.as_bytes(), verdict, until, epoch);
     }
@@ -196,12 +205,12 @@ mod tests {
     #[test]
     fn lookup_through_recent_and_digest() {
         let c = VerdictCache::new(100);
-        let Lookup::Miss(k) = c.lookup("tok", 10) else { panic!("hit in an empty cache") };
+        let Lookup::Miss(k, epoch) = c.lookup("tok", 10) else { panic!("hit in an empty cache") };
         assert_eq!(k, digest("tok"));
-        c.insert("tok", k, ok(), 20, 10);
+        c.insert("tok", (k, epoch), ok(), 20, 10);
         assert!(c.recent(b"tok", 20).is_some());
         assert!(c.recent(b"tok", 21).is_none(), "expired in front");
-        assert!(matches!(c.lookup("tok", 21), Lookup::Miss(_)), "expired behind");
+        assert!(matches!(c.lookup("tok", 21), Lookup::Miss(..)), "expired behind");
         assert!(c.recent(b"tok2", 10).is_none());
         // Known by digest only (put without the credential): found, then remembered in front.
         c.put(digest("old"), ok(), 50, 10);
@@ -211,7 +220,13 @@ mod tests {
         // A new key set forgets both levels.
         c.invalidate();
         assert!(c.recent(b"old", 10).is_none());
-        assert!(matches!(c.lookup("old", 10), Lookup::Miss(_)));
+        assert!(matches!(c.lookup("old", 10), Lookup::Miss(..)));
+        // A verdict reached under a key set that was replaced meanwhile is stored stale.
+        let Lookup::Miss(k, epoch) = c.lookup("racy", 10) else { panic!("hit") };
+        c.invalidate();
+        c.insert("racy", (k, epoch), ok(), 50, 10);
+        assert!(c.recent(b"racy", 10).is_none());
+        assert!(matches!(c.lookup("racy", 10), Lookup::Miss(..)));
     }
 
     #[test]
