@@ -274,6 +274,16 @@ impl RunningGateway {
         &self.shared.metrics
     }
 
+    /// `server.drain_delay`: how long to stay up, not ready, before [`shutdown`](Self::shutdown).
+    pub fn drain_delay(&self) -> Duration {
+        self.shared.config.server.drain_delay
+    }
+
+    /// Withdraw readiness: `/ready` answers 503 while everything keeps serving.
+    pub fn withdraw_readiness(&self) {
+        self.signal.not_ready();
+    }
+
     /// Stop accepting, let in-flight requests finish within
     /// `server.shutdown_timeout`, end SSE streams at an event boundary.
     pub async fn shutdown(mut self) {

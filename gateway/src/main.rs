@@ -218,6 +218,22 @@ fn serve(cfg: Config, args: &RunArgs) -> anyhow::Result<()> {
         while signals.next().await == Signal::Reload {
             reload(&gw, args, &mut running);
         }
+        let delay = gw.drain_delay();
+        if !delay.is_zero() {
+            gw.withdraw_readiness();
+            tracing::info!(?delay, "shutdown signal received: /ready is 503, still serving for server.drain_delay");
+            let wait = tokio::time::sleep(delay);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    () = &mut wait => break,
+                    signal = signals.next() => if signal != Signal::Reload {
+                        tracing::info!("second signal: not waiting out drain_delay");
+                        break;
+                    },
+                }
+            }
+        }
         tracing::info!("shutdown signal received: draining");
         gw.shutdown().await;
         tracing::info!("drained; exiting");

@@ -113,7 +113,7 @@ pub struct Facts {
     pub data_port: i64,
     /// `admin.port`.
     pub admin_port: i64,
-    /// `server.shutdown_timeout`.
+    /// Longest stop after SIGTERM: `server.drain_delay` + `server.shutdown_timeout`.
     pub shutdown: Duration,
     /// `sessions.key_file`.
     pub key_file: Option<String>,
@@ -131,11 +131,12 @@ pub struct Facts {
 pub fn facts(config: &Yaml, default: &Yaml) -> Result<Facts, String> {
     let get = |path: &str| setting(config, default, path);
     let port = |path: &str| get(path).as_i64().ok_or_else(|| format!("config: {path} is not a port number"));
-    let shutdown = text(get("server.shutdown_timeout")).and_then(|t| duration(&t));
+    let drain = text(get("server.drain_delay")).and_then(|t| duration(&t));
+    let shutdown = text(get("server.shutdown_timeout")).and_then(|t| duration(&t)).zip(drain).map(|(s, d)| s + d);
     Ok(Facts {
         data_port: port("server.port")?,
         admin_port: port("admin.port")?,
-        shutdown: shutdown.ok_or("config: server.shutdown_timeout is not a duration")?,
+        shutdown: shutdown.ok_or("config: server.shutdown_timeout or server.drain_delay is not a duration")?,
         key_file: text(at(config, "sessions.key_file")),
         xdp: get("xdp.enabled").as_bool().unwrap_or(false),
         pin_path: text(at(config, "xdp.pin_path")),
@@ -267,6 +268,9 @@ mod tests {
         assert_eq!(f.shutdown, Duration::from_secs(30));
         assert_eq!(f.pin_path.as_deref(), Some("/sys/fs/bpf/x"));
         assert!(!f.xdp);
+        // The stop lasts drain_delay + shutdown_timeout.
+        let config = parse("t", "server: {drain_delay: 10s}\n").unwrap().remove(0);
+        assert_eq!(facts(&config, &default).unwrap().shutdown, Duration::from_secs(40));
     }
 
     #[test]

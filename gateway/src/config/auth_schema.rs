@@ -49,16 +49,7 @@ pub(super) fn auth(w: &mut Walker<'_>, node: Option<&Node>, backends: &[&str], c
     w.field(&sec, "authorization_servers", &mut a.authorization_servers, strings);
     w.field(&sec, "scopes_supported", &mut a.scopes_supported, strings);
     w.field(&sec, "required_scopes", &mut a.required_scopes, strings);
-    w.field(&sec, "leeway", &mut a.leeway, |w, n, k| {
-        let text = w.scalar(n, k, "a duration such as 60s")?;
-        match super::duration::parse_duration(text) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                w.error(n.pos, k, format!("invalid duration {text:?}: {e}"));
-                None
-            }
-        }
-    });
+    w.field(&sec, "leeway", &mut a.leeway, Walker::delay);
     w.field(&sec, "verdict_cache_size", &mut a.verdict_cache_size, |w, n, k| w.int(n, k, 1, 10_000_000));
     a.issuers = items(w, &sec, "issuers", ISSUER_KEYS, issuer);
     a.api_keys = items(w, &sec, "api_keys", API_KEY_KEYS, api_key);

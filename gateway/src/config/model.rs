@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub max_request_body: u64,
     /// `server.shutdown_timeout`: drain deadline after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// `server.drain_delay`: after SIGTERM, how long `/ready` answers 503 while the listeners
+    /// still accept, so a load balancer's readiness check takes the node out before the drain.
+    pub drain_delay: Duration,
     /// `server.tls`: absent means plain HTTP.
     pub tls: Option<TlsConfig>,
 }
@@ -234,6 +237,7 @@ impl Default for ServerConfig {
             reuse_port: true,
             max_request_body: 4 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
+            drain_delay: Duration::ZERO,
             tls: None,
         }
     }

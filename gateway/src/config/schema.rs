@@ -37,6 +37,7 @@ pub(super) const SERVER_KEYS: &[&str] = &[
     "reuse_port",
     "max_request_body",
     "shutdown_timeout",
+    "drain_delay",
     "tls",
 ];
 /// `server.tls.*` keys.
@@ -124,6 +125,7 @@ fn server(w: &mut Walker<'_>, node: Option<&Node>, s: &mut ServerConfig) -> Opti
     w.field(&sec, "reuse_port", &mut s.reuse_port, Walker::boolean);
     w.field(&sec, "max_request_body", &mut s.max_request_body, Walker::size);
     w.field(&sec, "shutdown_timeout", &mut s.shutdown_timeout, Walker::timeout);
+    w.field(&sec, "drain_delay", &mut s.drain_delay, Walker::delay);
     if let Some(tls_node) = sec.get("tls") {
         s.tls = tls(w, tls_node);
     }

@@ -207,6 +207,18 @@ impl<'a> Walker<'a> {
         self.duration(node, key, "must be greater than zero")
     }
 
+    /// A delay or tolerance: a duration, zero allowed.
+    pub fn delay(&mut self, node: &Node, key: &str) -> Option<Duration> {
+        let text = self.scalar(node, key, "a duration such as 60s")?;
+        match parse_duration(text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(node.pos, key, format!("invalid duration {text:?}: {e} (examples: 0s, 500ms, 60s, 5m)"));
+                None
+            }
+        }
+    }
+
     fn duration(&mut self, node: &Node, key: &str, zero_message: &str) -> Option<Duration> {
         let text = self.scalar(node, key, "a duration such as 30s")?;
         match parse_duration(text) {

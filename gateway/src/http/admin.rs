@@ -23,12 +23,13 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<GwB
     match req.uri().path() {
         "/health" | "/healthz" | "/livez" => json_response(StatusCode::OK, &json!({"status": "ok"})),
         "/ready" | "/readyz" => {
-            let ready = shared.backends.any_healthy() && !shared.drain.is_draining();
+            let ready = shared.backends.any_healthy() && !shared.drain.is_stopping();
             let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
             json_response(
                 status,
                 &json!({
                     "ready": ready,
+                    "stopping": shared.drain.is_stopping(),
                     "draining": shared.drain.is_draining(),
                     "backends": backend_status(&shared),
                     "xdp": {

@@ -280,6 +280,7 @@ pub async fn serve<H, F>(
         let tls = tls.clone();
         let watcher = graceful.watcher();
         let settings = settings.clone();
+        let drain = drain.clone();
         tokio::spawn(async move {
             let _slot = slot;
             active.inc();
@@ -288,7 +289,10 @@ pub async fn serve<H, F>(
             let trusted = settings.trusted_proxies.clone();
             let read_timeout = settings.read_timeout;
             let result = match tls {
-                None => serve_plain(&builders, io, service(handler, info, trusted), watcher, read_timeout).await,
+                None => {
+                    let svc = service(handler, info, trusted);
+                    serve_plain(&builders, io, svc, watcher, read_timeout, drain).await
+                }
                 // Rare and large (rustls state): boxed, so plain connections' tasks stay small.
                 Some(acceptor) => {
                     Box::pin(async move {
@@ -375,6 +379,7 @@ async fn serve_plain<S>(
     svc: S,
     watcher: hyper_util::server::graceful::Watcher,
     read_timeout: Duration,
+    drain: drain::Watch,
 ) -> Result<(), BoxError>
 where
     S: hyper::service::Service<
@@ -386,10 +391,16 @@ where
         + 'static,
 {
     let mut head = [0_u8; 24];
-    let n = match tokio::time::timeout(read_timeout, io.inner.peek(&mut head)).await {
-        Ok(Ok(n)) if n > 0 => n,
-        // Closed, failed, or silent past the header read timeout: nothing to serve.
-        _ => return Ok(()),
+    let peek = tokio::time::timeout(read_timeout, io.inner.peek(&mut head));
+    let n = tokio::select! {
+        peeked = peek => match peeked {
+            Ok(Ok(n)) if n > 0 => n,
+            // Closed, failed, or silent past the header read timeout: nothing to serve.
+            _ => return Ok(()),
+        },
+        // Draining: a connection that has not sent a byte is closed now; until it is handed
+        // to hyper the graceful shutdown would wait out its read timeout.
+        () = drain.signaled() => return Ok(()),
     };
     if is_http1(&head[..n]) {
         Ok(watcher.watch(builders.h1.serve_connection(TokioIo::new(io), svc)).await?)

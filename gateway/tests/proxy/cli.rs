@@ -191,8 +191,56 @@ async fn sighup_reloads_the_xdp_section_and_survives_a_broken_file() {
         open_session(&c, &url).await;
         assert!(gw.wait_exit(Duration::from_millis(1)).await.is_none(), "SIGHUP stopped the gateway");
         gw.signal("TERM");
-        let exit = gw.wait_exit(Duration::from_secs(10)).await.expect("gateway did not exit on SIGTERM");
+        let exit = gw.wait_exit(Duration::from_secs(10)).await;
+        let exit = exit.unwrap_or_else(|| panic!("gateway did not exit on SIGTERM:\n{}", gw.output()));
         assert_eq!(exit.code(), Some(0), "{}", gw.output());
+    })
+    .await;
+}
+
+/// `server.drain_delay`: after SIGTERM `/ready` is 503 at once, but new connections and
+/// requests are still served until the delay is over; then the usual drain and exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_delay_withdraws_readiness_before_the_drain() {
+    bounded(async {
+        let demo = Demo::start("a").await;
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "server:\n  host: 127.0.0.1\n  port: 0\n  drain_delay: 1500ms\n  read_timeout: 60s\nadmin:\n  host: 127.0.0.1\n  port: 0\n\
+             backends:\n  - name: a\n    url: {}\nlogging:\n  format: json\n  level: info\n",
+            demo.url
+        );
+        let config = write(dir.path(), "gateway.yaml", &yaml);
+        let mut gw = Proc::spawn(gateway(&["--config", &config, "--workers", "1"]));
+        let line = gw.wait_line(Pipe::Stderr, Duration::from_secs(10), |l| l.contains("\"data_addr\"")).await;
+        let line = line.unwrap_or_else(|| panic!("gateway did not start:\n{}", gw.output()));
+        let log: Value = serde_json::from_str(&line).unwrap();
+        let url = format!("http://{}/mcp", log["data_addr"].as_str().unwrap());
+        let ready = format!("http://{}/ready", log["admin_addr"].as_str().unwrap());
+        let c = client();
+        let status = |c: reqwest::Client, url: String| async move { c.get(url).send().await.unwrap().status().as_u16() };
+        for _ in 0..50 {
+            if status(c.clone(), ready.clone()).await == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(status(c.clone(), ready.clone()).await, 200);
+        // A client that connected and sent nothing yet must not hold the drain for read_timeout.
+        let silent = tokio::net::TcpStream::connect(log["data_addr"].as_str().unwrap()).await.unwrap();
+
+        gw.signal("TERM");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(status(c.clone(), ready.clone()).await, 503, "still ready during drain_delay");
+        // A new client (new connection) still gets a session.
+        open_session(&client(), &url).await;
+        assert!(gw.wait_exit(Duration::from_millis(1)).await.is_none(), "exited inside drain_delay");
+
+        let exit = gw.wait_exit(Duration::from_secs(10)).await;
+        let exit = exit.unwrap_or_else(|| panic!("gateway still running after drain_delay:\n{}", gw.output()));
+        assert_eq!(exit.code(), Some(0), "{}", gw.output());
+        assert!(gw.output().contains("still serving for server.drain_delay"), "{}", gw.output());
+        drop(silent);
     })
     .await;
 }

@@ -184,10 +184,10 @@ fn check_pod_level(base: &Base, f: &Facts, ds: &Yaml, p: &mut Vec<String>) {
         p.push("updateStrategy must be RollingUpdate with maxUnavailable: 1".into());
     }
     let grace = pod["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
-    // The gateway waits at most shutdown_timeout + 1s for the drain.
+    // The gateway stops within drain_delay + shutdown_timeout + 1s.
     if Duration::from_secs(u64::try_from(grace).unwrap_or(0)) <= f.shutdown + Duration::from_secs(1) {
         p.push(format!(
-            "terminationGracePeriodSeconds {grace} does not exceed server.shutdown_timeout ({}s) + 1s: SIGKILL cuts the drain",
+            "terminationGracePeriodSeconds {grace} does not exceed server.drain_delay + shutdown_timeout ({}s) + 1s: SIGKILL cuts the drain",
             f.shutdown.as_secs()
         ));
     }

@@ -84,7 +84,9 @@ pub fn check(unit: &str, config: &Yaml, default: &Yaml, notifies: bool) -> Vec<S
     }
     let stop = duration(one("TimeoutStopSec")).unwrap_or(Duration::from_secs(90));
     if stop <= f.shutdown + Duration::from_secs(1) {
-        p.push(format!("TimeoutStopSec {stop:?} does not exceed server.shutdown_timeout + 1s: the drain is cut"));
+        p.push(format!(
+            "TimeoutStopSec {stop:?} does not exceed server.drain_delay + shutdown_timeout + 1s: the drain is cut"
+        ));
     }
     let nofile =
         one("LimitNOFILE").parse::<u64>().unwrap_or(if one("LimitNOFILE") == "infinity" { u64::MAX } else { 0 });
