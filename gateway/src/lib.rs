@@ -15,6 +15,7 @@ pub mod drain;
 pub mod ebpf;
 pub mod http;
 pub mod mcp;
+pub mod notify;
 pub mod proxy;
 pub mod session;
 pub mod telemetry;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use mcp_gateway::config::{self, Config, ConfigErrors, Overrides};
+use mcp_gateway::notify;
 
 /// mimalloc: fewer instructions per allocation than glibc malloc on the request path
 /// (about 30 allocations per proxied `tools/call`), and idle RSS stays small.
@@ -213,11 +214,14 @@ fn serve(cfg: Config, args: &RunArgs) -> anyhow::Result<()> {
     let rt = rt.build().context("starting the async runtime")?;
     rt.block_on(async move {
         let gw = mcp_gateway::start(cfg.clone()).await.context("starting mcp-gateway")?;
+        let (data, admin) = (gw.data_addr(), gw.admin_addr());
+        notify::notify_or_log(&format!("READY=1\nSTATUS=serving MCP on {data}, admin on {admin}"));
         let mut running = cfg;
         let mut signals = Signals::new();
         while signals.next().await == Signal::Reload {
             reload(&gw, args, &mut running);
         }
+        notify::notify_or_log("STOPPING=1\nSTATUS=shutting down");
         let delay = gw.drain_delay();
         if !delay.is_zero() {
             gw.withdraw_readiness();

@@ -1,5 +1,6 @@
 //! The `mcp-gateway` binary: config validation and exit codes, `keygen`,
-//! graceful shutdown on SIGTERM with a call in flight, and SIGHUP reloads.
+//! graceful shutdown on SIGTERM with a call in flight, SIGHUP reloads, and the
+//! service manager's readiness protocol (`NOTIFY_SOCKET`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,7 +19,8 @@ fn gateway(args: &[&str]) -> Command {
         .env_remove("RUST_LOG")
         .env_remove("LOG_LEVEL")
         .env_remove("LOG_FORMAT")
-        .env_remove("MCP_GATEWAY_CONFIG");
+        .env_remove("MCP_GATEWAY_CONFIG")
+        .env_remove("NOTIFY_SOCKET");
     cmd
 }
 
@@ -243,4 +245,44 @@ async fn drain_delay_withdraws_readiness_before_the_drain() {
         drop(silent);
     })
     .await;
+}
+
+/// Under systemd's `Type=notify` (`NOTIFY_SOCKET` set): `READY=1` once the listeners are
+/// bound (the admin port answers by then), `STOPPING=1` on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_socket_gets_ready_and_stopping() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let socket_path = dir.path().join("notify.sock");
+        let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+        let config = write(
+            dir.path(),
+            "gateway.yaml",
+            "server:\n  host: 127.0.0.1\n  port: 0\nadmin:\n  host: 127.0.0.1\n  port: 0\n\
+             backends:\n  - name: a\n    url: http://127.0.0.1:9/mcp\n",
+        );
+        let mut cmd = gateway(&["--config", &config]);
+        cmd.env("NOTIFY_SOCKET", &socket_path);
+        let mut gw = Proc::spawn(cmd);
+        let ready = notification(&socket).await;
+        assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+        let status = ready.lines().find_map(|l| l.strip_prefix("STATUS=")).unwrap_or_else(|| panic!("{ready:?}"));
+        let admin = status.rsplit(' ').next().unwrap();
+        let health = client().get(format!("http://{admin}/health")).send().await.unwrap();
+        assert_eq!(health.status(), 200, "READY=1 before the admin listener answers");
+
+        gw.signal("TERM");
+        let stopping = notification(&socket).await;
+        assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+        let exit = gw.wait_exit(Duration::from_secs(10)).await.expect("no exit after SIGTERM");
+        assert_eq!(exit.code(), Some(0), "{}", gw.output());
+    })
+    .await;
+}
+
+/// The next datagram on `socket`, as text.
+async fn notification(socket: &tokio::net::UnixDatagram) -> String {
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), socket.recv(&mut buf)).await;
+    String::from_utf8(buf[..n.expect("no notification within 10 s").unwrap()].to_vec()).unwrap()
 }

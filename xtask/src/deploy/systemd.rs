@@ -65,8 +65,15 @@ pub fn check(unit: &str, config: &Yaml, default: &Yaml, notifies: bool) -> Vec<S
     };
     let s = service_settings(unit);
     let one = |key: &str| values(&s, key).last().copied().unwrap_or_default();
-    if one("Type") == "notify" && !notifies {
-        p.push("Type=notify, but the gateway never calls sd_notify: systemd would time out the start".into());
+    match (one("Type"), notifies) {
+        ("notify", false) => {
+            p.push("Type=notify, but the gateway never calls sd_notify: systemd would time out the start".into());
+        }
+        (other, true) if other != "notify" => p.push(format!(
+            "Type={other}: the gateway sends READY=1 when its listeners are bound; use Type=notify so \
+             units after it start when it serves"
+        )),
+        _ => {}
     }
     let start = one("ExecStart");
     let config_path = config_arg(start).unwrap_or_default();

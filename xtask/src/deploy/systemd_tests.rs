@@ -31,7 +31,7 @@ fn the_unit_agrees_with_its_example_config_and_the_gateway() {
 fn broken_units_are_reported() {
     let unit = read("mcp-gateway.service");
     let cases = [
-        ("Type=exec", "Type=notify", "sd_notify"),
+        ("Type=notify", "Type=exec", "use Type=notify"),
         ("@system-service bpf perf_event_open", "@system-service perf_event_open", "bpf()"),
         ("@system-service bpf perf_event_open", "@system-service bpf", "perf_event_open()"),
         (
@@ -107,10 +107,10 @@ fn systemd_analyze_verifies_the_unit() {
     let diagnostics = verify(&read("mcp-gateway.service"), &bin, &dir).unwrap();
     assert!(diagnostics.trim().is_empty(), "systemd-analyze verify: {diagnostics}");
     let broken = read("mcp-gateway.service")
-        .replace("Type=exec", "Type=exce")
+        .replace("Type=notify", "Type=notfy")
         .replace("@system-service bpf", "@system-servic bpf");
     let diagnostics = verify(&broken, &bin, &dir).unwrap();
-    assert!(diagnostics.contains("exce") && diagnostics.contains("@system-servic"), "not reported: {diagnostics}");
+    assert!(diagnostics.contains("notfy") && diagnostics.contains("@system-servic"), "not reported: {diagnostics}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
