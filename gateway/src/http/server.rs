@@ -7,9 +7,11 @@
 //!
 //! Memory per connection matters: every idle SSE stream holds one. Plain
 //! HTTP/1.1 (the common case) is served by hyper's `http1` builder directly,
-//! chosen by peeking at the first bytes, so the connection task does not carry
-//! the HTTP/2 and TLS states inline (and hyper does not see the 24-byte
-//! version-sniffing prefix, which made its first read buffer grow to 16 KiB);
+//! chosen by peeking at the first bytes, in a task of its own built after the
+//! peek (`Served`: hyper's connection and a guard, nothing else — not the
+//! HTTP/2 and TLS states, nor an async block's copies of the socket and service);
+//! hyper does not see the 24-byte version-sniffing prefix (it made its first
+//! read buffer grow to 16 KiB);
 //! the handler future is boxed per request, so hyper keeps no handler-sized
 //! slot per connection once the response head is out.
 
@@ -17,7 +19,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -274,52 +276,49 @@ pub async fn serve<H, F>(
         };
         listener::tune(&stream, settings.keep_alive.then_some(settings.tcp_keepalive));
         total.inc();
-        let active = active.clone();
+        let guard = ConnGuard::new(slot, active.clone(), peer);
+        let io = WriteTimeout::new(stream, settings.write_timeout);
+        let info = ConnInfo::new(peer, tls.is_some());
+        let trusted = settings.trusted_proxies.clone();
+        let read_timeout = settings.read_timeout;
         let builders = Arc::clone(&builders);
         let handler = handler.clone();
         let tls = tls.clone();
         let watcher = graceful.watcher();
-        let settings = settings.clone();
         let drain = drain.clone();
         tokio::spawn(async move {
-            let _slot = slot;
-            active.inc();
-            let io = WriteTimeout::new(stream, settings.write_timeout);
-            let info = ConnInfo::new(peer, tls.is_some());
-            let trusted = settings.trusted_proxies.clone();
-            let read_timeout = settings.read_timeout;
-            let result = match tls {
-                None => {
-                    let svc = service(handler, info, trusted);
-                    serve_plain(&builders, io, svc, watcher, read_timeout, drain).await
+            let Some(acceptor) = tls else {
+                let Some(http1) = peek_is_http1(&io, read_timeout, drain).await else { return };
+                let svc = service(handler, info, trusted);
+                if http1 {
+                    // A task of its own, built in place: this block's state (the peek, and its
+                    // copies of the socket and the service) is not kept for the connection's life.
+                    tokio::spawn(Served {
+                        conn: watcher.watch(builders.h1.serve_connection(TokioIo::new(io), svc)),
+                        guard,
+                    });
+                } else {
+                    // An h2c preface (or too few bytes to tell): let `auto` read and decide.
+                    let conn = watcher.watch(builders.auto.serve_connection(TokioIo::new(io), svc));
+                    Served { conn: Box::pin(conn), guard }.await;
                 }
-                // Rare and large (rustls state): boxed, so plain connections' tasks stay small.
-                Some(acceptor) => {
-                    Box::pin(async move {
-                        let mut info = info;
-                        match tokio::time::timeout(read_timeout, acceptor.accept(io)).await {
-                            Ok(Ok(tls_stream)) => {
-                                info.client_cert = client_common_name(tls_stream.get_ref().1);
-                                let svc = service(handler, info, trusted);
-                                watcher.watch(builders.auto.serve_connection(TokioIo::new(tls_stream), svc)).await
-                            }
-                            Ok(Err(e)) => {
-                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                Ok(())
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                Ok(())
-                            }
-                        }
-                    })
-                    .await
-                }
+                return;
             };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with error");
-            }
-            active.dec();
+            // Rare and large (rustls state): boxed, so plain connections' tasks stay small.
+            Box::pin(async move {
+                let mut info = info;
+                match tokio::time::timeout(read_timeout, acceptor.accept(io)).await {
+                    Ok(Ok(tls_stream)) => {
+                        info.client_cert = client_common_name(tls_stream.get_ref().1);
+                        let svc = service(handler, info, trusted);
+                        let conn = watcher.watch(builders.auto.serve_connection(TokioIo::new(tls_stream), svc));
+                        Served { conn, guard }.await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            })
+            .await;
         });
     }
     drop(listener);
@@ -333,8 +332,6 @@ struct Builders {
     auto: auto::Builder<TokioExecutor>,
     h1: http1::Builder,
 }
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What the service returns per request.
 type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<GwBody>, std::convert::Infallible>> + Send>>;
@@ -371,42 +368,71 @@ fn is_http1(head: &[u8]) -> bool {
     !head.is_empty() && !H2_PREFACE.starts_with(head)
 }
 
-/// Serve a plain connection: HTTP/1.1 inline (small task), h2c through `auto` (boxed).
-/// The first bytes are peeked, not read, so hyper parses them itself.
-async fn serve_plain<S>(
-    builders: &Builders,
-    io: WriteTimeout<tokio::net::TcpStream>,
-    svc: S,
-    watcher: hyper_util::server::graceful::Watcher,
+/// Peek at a plain connection's first bytes: `Some(true)` for HTTP/1.1, `Some(false)` for a
+/// possible h2c preface, `None` when there is nothing to serve (closed, failed, silent past
+/// the header read timeout, or draining). Peeked, not read: hyper parses them itself.
+async fn peek_is_http1(
+    io: &WriteTimeout<tokio::net::TcpStream>,
     read_timeout: Duration,
     drain: drain::Watch,
-) -> Result<(), BoxError>
-where
-    S: hyper::service::Service<
-            Request<Incoming>,
-            Response = Response<GwBody>,
-            Error = std::convert::Infallible,
-            Future = ServiceFuture,
-        > + Send
-        + 'static,
-{
+) -> Option<bool> {
     let mut head = [0_u8; 24];
     let peek = tokio::time::timeout(read_timeout, io.inner.peek(&mut head));
     let n = tokio::select! {
         peeked = peek => match peeked {
             Ok(Ok(n)) if n > 0 => n,
-            // Closed, failed, or silent past the header read timeout: nothing to serve.
-            _ => return Ok(()),
+            _ => return None,
         },
         // Draining: a connection that has not sent a byte is closed now; until it is handed
         // to hyper the graceful shutdown would wait out its read timeout.
-        () = drain.signaled() => return Ok(()),
+        () = drain.signaled() => return None,
     };
-    if is_http1(&head[..n]) {
-        Ok(watcher.watch(builders.h1.serve_connection(TokioIo::new(io), svc)).await?)
-    } else {
-        // An h2c preface (or too few bytes to tell): let `auto` read and decide.
-        Box::pin(watcher.watch(builders.auto.serve_connection(TokioIo::new(io), svc))).await
+    Some(is_http1(&head[..n]))
+}
+
+/// Holds a connection's slot (`max_connections`) and its place in `connections_active`.
+struct ConnGuard {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    active: prometheus::IntGauge,
+    peer: SocketAddr,
+}
+
+impl ConnGuard {
+    fn new(slot: tokio::sync::OwnedSemaphorePermit, active: prometheus::IntGauge, peer: SocketAddr) -> Self {
+        active.inc();
+        Self { _slot: slot, active, peer }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.active.dec();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A served connection and its guard: the whole task of a plain HTTP/1.1 connection
+    /// (hand-written, so nothing is stored twice as an async block's awaited value would be).
+    struct Served<C> {
+        #[pin]
+        conn: C,
+        guard: ConnGuard,
+    }
+}
+
+impl<C, E> Future for Served<C>
+where
+    C: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        if let Err(e) = ready!(this.conn.poll(cx)) {
+            tracing::debug!(peer = %this.guard.peer, error = %e, "connection ended with error");
+        }
+        Poll::Ready(())
     }
 }
 
