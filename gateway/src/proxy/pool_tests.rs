@@ -19,6 +19,11 @@ struct TestBackend {
 }
 
 async fn backend(gate: Option<Arc<Semaphore>>) -> TestBackend {
+    backend_with_streams(gate, 1000).await
+}
+
+/// [`backend`] advertising `max_streams` as its `SETTINGS_MAX_CONCURRENT_STREAMS`.
+async fn backend_with_streams(gate: Option<Arc<Semaphore>>, max_streams: u32) -> TestBackend {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -40,7 +45,7 @@ async fn backend(gate: Option<Arc<Semaphore>>) -> TestBackend {
                     }
                 });
                 let mut builder = auto::Builder::new(TokioExecutor::new());
-                builder.http2().max_concurrent_streams(1000);
+                builder.http2().max_concurrent_streams(max_streams);
                 let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
             });
         }
@@ -183,6 +188,37 @@ async fn h2c_shares_connections_up_to_the_stream_limit() {
     gate.add_permits(1);
     exchange(&pool, &b.url).await;
     assert_eq!(b.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn h2c_opens_another_connection_at_the_backends_stream_limit() {
+    let gate = Arc::new(Semaphore::new(0));
+    let b = backend_with_streams(Some(Arc::clone(&gate)), 10).await;
+    let pool = pool(&b.url, true, &pool_config());
+    // The first exchange brings the backend's SETTINGS in before the burst.
+    gate.add_permits(1);
+    exchange(&pool, &b.url).await;
+    let n = 25;
+    let all: Vec<_> = (0..n)
+        .map(|_| {
+            let (pool, url) = (Arc::clone(&pool), b.url.clone());
+            tokio::spawn(async move { exchange(&pool, &url).await })
+        })
+        .collect();
+    // All are open at the backend at once, 10 per connection: none waits inside a connection.
+    for _ in 0..200 {
+        if pool.h2_open_streams() == n && pool.connections().1 == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pool.connections().1, 3);
+    assert_eq!(pool.h2_open_streams(), n);
+    gate.add_permits(n);
+    for task in all {
+        assert_eq!(task.await.unwrap(), "HTTP/2.0");
+    }
+    assert_eq!(b.accepted.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test]
