@@ -320,7 +320,7 @@ fn sse(md: &mut String, results: &Results) {
     );
     for (label, r) in [
         ("HTTP/1.1 (default: one connection per stream)", &results.sse),
-        ("HTTP/2, `http2: true` (≤ 100 streams per connection)", &results.sse_h2),
+        ("HTTP/2, `http2: true` (≤ 1000 streams per connection)", &results.sse_h2),
     ] {
         let _ = writeln!(
             md,
