@@ -157,25 +157,32 @@ async fn a_connection_closed_by_the_backend_is_replaced() {
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
 
+/// Start `n` exchanges at once and wait (bounded) until `n` streams are open on `conns`
+/// HTTP/2 connections; the exchanges finish when the backend's gate lets them.
+async fn open_all(pool: &Arc<Pool>, url: &str, n: usize, conns: usize) -> Vec<tokio::task::JoinHandle<String>> {
+    let all = (0..n)
+        .map(|_| {
+            let (pool, url) = (Arc::clone(pool), url.to_owned());
+            tokio::spawn(async move { exchange(&pool, &url).await })
+        })
+        .collect();
+    for _ in 0..200 {
+        if pool.h2_open_streams() == n && pool.connections().1 == conns {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    all
+}
+
 #[tokio::test]
 async fn h2c_shares_connections_up_to_the_stream_limit() {
     let gate = Arc::new(Semaphore::new(0));
     let b = backend(Some(Arc::clone(&gate))).await;
     let pool = pool(&b.url, true, &pool_config());
     let n = H2_STREAMS_PER_CONN + H2_STREAMS_PER_CONN / 2;
-    let all: Vec<_> = (0..n)
-        .map(|_| {
-            let (pool, url) = (Arc::clone(&pool), b.url.clone());
-            tokio::spawn(async move { exchange(&pool, &url).await })
-        })
-        .collect();
     // Every request is open at the backend at once before any is answered.
-    for _ in 0..200 {
-        if pool.connections().1 == 2 && pool.h2_open_streams() == n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let all = open_all(&pool, &b.url, n, 2).await;
     assert_eq!(pool.h2_open_streams(), n);
     gate.add_permits(n);
     for task in all {
@@ -199,19 +206,8 @@ async fn h2c_opens_another_connection_at_the_backends_stream_limit() {
     gate.add_permits(1);
     exchange(&pool, &b.url).await;
     let n = 25;
-    let all: Vec<_> = (0..n)
-        .map(|_| {
-            let (pool, url) = (Arc::clone(&pool), b.url.clone());
-            tokio::spawn(async move { exchange(&pool, &url).await })
-        })
-        .collect();
     // All are open at the backend at once, 10 per connection: none waits inside a connection.
-    for _ in 0..200 {
-        if pool.h2_open_streams() == n && pool.connections().1 == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let all = open_all(&pool, &b.url, n, 3).await;
     assert_eq!(pool.connections().1, 3);
     assert_eq!(pool.h2_open_streams(), n);
     gate.add_permits(n);

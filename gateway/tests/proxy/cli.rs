@@ -112,9 +112,7 @@ async fn drain_test(extra: &[&str]) {
         );
         let config = write(dir.path(), "gateway.yaml", &yaml);
         let mut gw = Proc::spawn(gateway(&[&["--config", config.as_str()], extra].concat()));
-        let line = gw.wait_line(Pipe::Stderr, Duration::from_secs(10), |l| l.contains("\"data_addr\"")).await;
-        let line = line.unwrap_or_else(|| panic!("gateway did not start:\n{}", gw.output()));
-        let log: Value = serde_json::from_str(&line).unwrap();
+        let log = listening(&mut gw).await;
         let addr = log["data_addr"].as_str().unwrap().to_owned();
         let url = format!("http://{addr}/mcp");
 
@@ -168,9 +166,7 @@ async fn sighup_reloads_the_xdp_section_and_survives_a_broken_file() {
         );
         let config = write(dir.path(), "gateway.yaml", &base);
         let mut gw = Proc::spawn(gateway(&["--config", &config]));
-        let line = gw.wait_line(Pipe::Stderr, Duration::from_secs(10), |l| l.contains("\"data_addr\"")).await;
-        let line = line.unwrap_or_else(|| panic!("gateway did not start:\n{}", gw.output()));
-        let log: Value = serde_json::from_str(&line).unwrap();
+        let log = listening(&mut gw).await;
         let url = format!("http://{}/mcp", log["data_addr"].as_str().unwrap());
         let c = client();
 
@@ -214,9 +210,7 @@ async fn drain_delay_withdraws_readiness_before_the_drain() {
         );
         let config = write(dir.path(), "gateway.yaml", &yaml);
         let mut gw = Proc::spawn(gateway(&["--config", &config, "--workers", "1"]));
-        let line = gw.wait_line(Pipe::Stderr, Duration::from_secs(10), |l| l.contains("\"data_addr\"")).await;
-        let line = line.unwrap_or_else(|| panic!("gateway did not start:\n{}", gw.output()));
-        let log: Value = serde_json::from_str(&line).unwrap();
+        let log = listening(&mut gw).await;
         let url = format!("http://{}/mcp", log["data_addr"].as_str().unwrap());
         let ready = format!("http://{}/ready", log["admin_addr"].as_str().unwrap());
         let c = client();
@@ -278,6 +272,13 @@ async fn notify_socket_gets_ready_and_stopping() {
         assert_eq!(exit.code(), Some(0), "{}", gw.output());
     })
     .await;
+}
+
+/// The gateway's JSON "listening" log line (`data_addr`, `admin_addr`), once it is serving.
+async fn listening(gw: &mut Proc) -> Value {
+    let line = gw.wait_line(Pipe::Stderr, Duration::from_secs(10), |l| l.contains("\"data_addr\"")).await;
+    let line = line.unwrap_or_else(|| panic!("gateway did not start:\n{}", gw.output()));
+    serde_json::from_str(&line).unwrap()
 }
 
 /// The next datagram on `socket`, as text.
