@@ -19,13 +19,23 @@ use super::cache::Verdict;
 /// Slots at most (a power of two).
 pub const MAX_SLOTS: usize = 256;
 
-#[derive(Debug)]
 struct Slot {
     credential: Box<[u8]>,
     verdict: Verdict,
     /// Unix seconds after which the slot is ignored.
     until: u64,
     epoch: u64,
+}
+
+// By hand: the credential is a bearer secret and must never reach a log through `{:?}`.
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("credential", &format_args!("<{} bytes>", self.credential.len()))
+            .field("until", &self.until)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A direct-mapped table of recent credentials and their verdicts.
@@ -97,6 +107,15 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn debug_output_never_shows_the_credential() {
+        let r = Recent::new(4);
+        r.put(b"secret-token-bytes", Err(crate::auth::AuthError::Malformed), 100, 0);
+        let text = format!("{r:?}");
+        assert!(!text.contains("secret-token"), "{text}");
+        assert!(text.contains("<18 bytes>"), "{text}");
+    }
+
     use std::sync::Arc;
 
     use super::*;

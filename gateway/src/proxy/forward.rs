@@ -97,8 +97,10 @@ pub async fn send(
         Ok((Err(e), _)) => {
             if e.is_connect() {
                 up.metrics.connection_errors.with_label_values(&[&backend.name, "connect"]).inc();
-                backend.record_failure(up.routing.unhealthy_threshold, &e.to_string());
-                return Err(GatewayError::Connect { backend: Arc::clone(&backend.name), source: e });
+                let err = GatewayError::Connect { backend: Arc::clone(&backend.name), source: e };
+                // The log line names the cause ("Connection refused"), not only the address.
+                backend.record_failure(up.routing.unhealthy_threshold, &err.message());
+                return Err(err);
             }
             up.metrics.connection_errors.with_label_values(&[&backend.name, "protocol"]).inc();
             return Err(GatewayError::Upstream { backend: Arc::clone(&backend.name), source: e });

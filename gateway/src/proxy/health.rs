@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Request;
+use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
 use tokio::net::TcpStream;
 
@@ -15,6 +16,9 @@ use super::Backend;
 use super::pool::PoolError;
 use crate::config::RoutingConfig;
 use crate::drain;
+
+/// Largest health-check response body read to the end (to reuse its connection).
+const MAX_DRAINED_BODY: u64 = 64 * 1024;
 
 /// Why a check failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +58,13 @@ pub async fn check(backend: &Backend, timeout: Duration) -> Result<(), CheckErro
                 let req = Request::get(uri).body(Full::default()).map_err(CheckError::Uri)?;
                 let resp = backend.pool.send(req).await.map_err(CheckError::Http)?;
                 let status = resp.status();
-                // Read the (small) body so the connection goes back to the pool.
-                let _ = resp.into_body().collect().await;
+                // The status decides. A small body of known length is read so the connection
+                // goes back to the pool; any other (a stream, a large page) is dropped, which
+                // closes that one connection instead of waiting for its end.
+                let body = resp.into_body();
+                if body.size_hint().upper().is_some_and(|n| n <= MAX_DRAINED_BODY) {
+                    let _ = body.collect().await;
+                }
                 if status.is_success() { Ok(()) } else { Err(CheckError::Status(status)) }
             }
         }

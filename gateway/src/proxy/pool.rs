@@ -50,6 +50,13 @@ use crate::telemetry::Metrics;
 /// allows fewer (its `SETTINGS_MAX_CONCURRENT_STREAMS`). Idle SSE streams share the
 /// connection's buffers, tables and task: 1000 instead of 100 saves ~1 KB per stream.
 pub const H2_STREAMS_PER_CONN: usize = 1000;
+/// PING on an HTTP/2 connection this long after its last frame…
+const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
+/// …and close it if no PONG comes back within this.
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a checkout waits for an idle HTTP/1.1 connection that is still finishing its last
+/// exchange before it tries the next one (or connects).
+const IDLE_READY_WAIT: Duration = Duration::from_millis(100);
 /// TCP keepalive on upstream connections.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
@@ -86,6 +93,9 @@ pub enum PoolError {
     /// The HTTP/1.1 or HTTP/2 handshake failed.
     #[error("HTTP handshake failed")]
     Handshake(#[source] hyper::Error),
+    /// The backend ended an HTTP/2 connection before sending its SETTINGS.
+    #[error("backend closed the HTTP/2 connection before its SETTINGS (does it speak HTTP/2? see backends[].http2)")]
+    NoSettings,
     /// The exchange failed on an established connection.
     #[error("exchange failed")]
     Exchange(#[source] hyper::Error),
@@ -240,7 +250,7 @@ impl Pool {
                 }
                 // Still finishing its last exchange (or closing): it says which soon.
                 if !idle.tx.is_closed()
-                    && tokio::time::timeout(self.connect_timeout, idle.tx.ready()).await.is_ok_and(|r| r.is_ok())
+                    && tokio::time::timeout(IDLE_READY_WAIT, idle.tx.ready()).await.is_ok_and(|r| r.is_ok())
                 {
                     return Ok(Conn::H1 { tx: idle.tx, reused: true });
                 }
@@ -248,7 +258,7 @@ impl Pool {
         }
         // Boxed: the connect future (TLS and HTTP/2 handshakes) is kilobytes, and inline it
         // would be copied into every request's future, connect or not.
-        let connect: Pin<Box<dyn Future<Output = Result<Conn, PoolError>> + Send + '_>> = Box::pin(self.connect());
+        let connect: Pin<Box<dyn Future<Output = Result<Conn, PoolError>> + Send + '_>> = Box::pin(self.connect(fresh));
         match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(conn) => conn,
             Err(_) => Err(PoolError::ConnectTimeout(self.connect_timeout)),
@@ -278,11 +288,14 @@ impl Pool {
         Some(Conn::H2 { tx: conn.tx.clone(), slot: StreamSlot::take(&conn.streams), reused: true })
     }
 
-    async fn connect(self: &Arc<Self>) -> Result<Conn, PoolError> {
+    /// A new connection; with `fresh`, never a stream on an existing one (a retry after the
+    /// backend closed the connection the first attempt used).
+    async fn connect(self: &Arc<Self>, fresh: bool) -> Result<Conn, PoolError> {
         // HTTP/2: one connect at a time, and whoever waited takes a stream on it.
-        let _serial = if self.target.http2 || self.speaks_h2.load(Ordering::Relaxed) {
+        let shares_h2 = self.max_idle > 0 && (self.target.http2 || self.speaks_h2.load(Ordering::Relaxed));
+        let _serial = if shares_h2 {
             let guard = self.h2_connect.lock().await;
-            if let Some(conn) = self.h2_stream() {
+            if let Some(conn) = self.h2_stream().filter(|_| !fresh) {
                 return Ok(conn);
             }
             Some(guard)
@@ -349,10 +362,15 @@ impl Pool {
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
-        let (tx, conn) = http2::Builder::new(TokioExecutor::new())
+        let (tx, mut conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             // No stream until the backend's SETTINGS say how many (see `PeerLimit`).
             .initial_max_send_streams(0)
+            // A shared connection that goes half-open (NAT/conntrack expiry, a reused pod IP)
+            // would stall every request to the backend: PINGs find it out.
+            .keep_alive_interval(H2_PING_INTERVAL)
+            .keep_alive_timeout(H2_PING_TIMEOUT)
+            .keep_alive_while_idle(true)
             .handshake(io)
             .await
             .map_err(PoolError::Handshake)?;
@@ -360,8 +378,15 @@ impl Pool {
         // The backend's SETTINGS frame (its stream limit) is read by hyper's own connection
         // task, one round trip after the handshake; `connect_timeout` bounds the wait.
         let mut wait = Duration::from_millis(1);
-        while conn.current_max_send_streams() == 0 && !tx.is_closed() {
-            tokio::time::sleep(wait).await;
+        while conn.current_max_send_streams() == 0 {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                // The backend closed or broke the connection first (not h2c, or refusing).
+                ended = &mut conn => return Err(match ended {
+                    Err(e) => PoolError::Handshake(e),
+                    Ok(()) => PoolError::NoSettings,
+                }),
+            }
             wait = (wait * 2).min(Duration::from_millis(50));
         }
         let limit = Arc::new(AtomicUsize::new(conn.current_max_send_streams().min(H2_STREAMS_PER_CONN)));

@@ -245,3 +245,25 @@ async fn a_silent_tls_backend_hits_the_connect_timeout() {
     assert!(start.elapsed() < Duration::from_secs(2));
     hold.abort();
 }
+
+/// `http2: true` towards a backend that does not speak HTTP/2 (it reads, then closes): the
+/// error says so at once instead of waiting out `connect_timeout` for SETTINGS.
+#[tokio::test]
+async fn h2c_to_a_backend_without_http2_fails_fast_with_its_cause() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        for _ in 0..4 {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n").await;
+        }
+    });
+    let cfg = PoolConfig { connect_timeout: Duration::from_secs(5), ..pool_config() };
+    let start = std::time::Instant::now();
+    let err = pool(&url, true, &cfg).send(post(&url)).await.unwrap_err();
+    assert!(!matches!(err, PoolError::ConnectTimeout(_)), "{err:?}");
+    assert!(err.is_connect(), "{err:?}");
+    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+}
