@@ -24,7 +24,7 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -130,7 +130,7 @@ struct Idle {
 /// A shared HTTP/2 connection and its open streams.
 struct H2Conn {
     tx: http2::SendRequest<UpstreamBody>,
-    streams: Arc<AtomicUsize>,
+    streams: Arc<Streams>,
     /// Streams it may carry: `H2_STREAMS_PER_CONN` or the backend's lower limit (see [`PeerLimit`]).
     limit: Arc<AtomicUsize>,
 }
@@ -236,7 +236,7 @@ impl Pool {
 
     /// Streams open on this backend's HTTP/2 connections.
     pub fn h2_open_streams(&self) -> usize {
-        lock(&self.h2).iter().map(|c| c.streams.load(Ordering::Relaxed)).sum()
+        lock(&self.h2).iter().map(|c| c.streams.open.load(Ordering::Relaxed)).sum()
     }
 
     async fn checkout(self: &Arc<Self>, fresh: bool) -> Result<Conn, PoolError> {
@@ -258,8 +258,10 @@ impl Pool {
         }
         // Boxed: the connect future (TLS and HTTP/2 handshakes) is kilobytes, and inline it
         // would be copied into every request's future, connect or not.
-        let connect: Pin<Box<dyn Future<Output = Result<Conn, PoolError>> + Send + '_>> = Box::pin(self.connect(fresh));
-        match tokio::time::timeout(self.connect_timeout, connect).await {
+        let deadline = Instant::now() + self.connect_timeout;
+        let connect: Pin<Box<dyn Future<Output = Result<Conn, PoolError>> + Send + '_>> =
+            Box::pin(self.connect(fresh, deadline));
+        match tokio::time::timeout_at(deadline, connect).await {
             Ok(conn) => conn,
             Err(_) => Err(PoolError::ConnectTimeout(self.connect_timeout)),
         }
@@ -284,13 +286,13 @@ impl Pool {
         }
         let mut conns = lock(&self.h2);
         conns.retain(|c| !c.tx.is_closed());
-        let conn = conns.iter().find(|c| c.streams.load(Ordering::Relaxed) < c.limit.load(Ordering::Relaxed))?;
+        let conn = conns.iter().find(|c| c.streams.open.load(Ordering::Relaxed) < c.limit.load(Ordering::Relaxed))?;
         Some(Conn::H2 { tx: conn.tx.clone(), slot: StreamSlot::take(&conn.streams), reused: true })
     }
 
     /// A new connection; with `fresh`, never a stream on an existing one (a retry after the
     /// backend closed the connection the first attempt used).
-    async fn connect(self: &Arc<Self>, fresh: bool) -> Result<Conn, PoolError> {
+    async fn connect(self: &Arc<Self>, fresh: bool, deadline: Instant) -> Result<Conn, PoolError> {
         // HTTP/2: one connect at a time, and whoever waited takes a stream on it.
         let shares_h2 = self.max_idle > 0 && (self.target.http2 || self.speaks_h2.load(Ordering::Relaxed));
         let _serial = if shares_h2 {
@@ -303,7 +305,7 @@ impl Pool {
             None
         };
         self.start_reaper();
-        let tcp = self.tcp().await?;
+        let tcp = self.tcp(deadline).await?;
         match &self.target.tls {
             None if self.target.http2 => self.start_h2(TokioIo::new(tcp)).await,
             None => self.start_h1(TokioIo::new(tcp)).await,
@@ -318,29 +320,29 @@ impl Pool {
         }
     }
 
-    async fn tcp(&self) -> Result<TcpStream, PoolError> {
+    /// A TCP connection to the backend by `deadline`. Every resolved address gets its share
+    /// of the time left (RFC 8305 order: address families alternate), so an address that
+    /// drops SYNs silently cannot use up the whole `connect_timeout` of the others.
+    async fn tcp(&self, deadline: Instant) -> Result<TcpStream, PoolError> {
         let t = &self.target;
         let addrs: Vec<SocketAddr> = match t.ip {
             Some(ip) => vec![SocketAddr::new(ip, t.port)],
-            None => tokio::net::lookup_host((t.host.as_str(), t.port))
-                .await
-                .map_err(|source| PoolError::Resolve { host: t.host.clone(), source })?
-                .collect(),
+            None => interleave_families(
+                tokio::net::lookup_host((t.host.as_str(), t.port))
+                    .await
+                    .map_err(|source| PoolError::Resolve { host: t.host.clone(), source })?
+                    .collect(),
+            ),
         };
-        let mut last = None;
-        for addr in addrs {
-            match TcpStream::connect(addr).await {
-                Ok(stream) => {
-                    // Requests are written whole; never wait for an ACK to send the rest.
-                    let _ = stream.set_nodelay(true);
-                    let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
-                    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-                    return Ok(stream);
-                }
-                Err(source) => last = Some(PoolError::Connect { addr, source }),
-            }
+        if addrs.is_empty() {
+            return Err(PoolError::NoAddress(t.host.clone()));
         }
-        Err(last.unwrap_or_else(|| PoolError::NoAddress(t.host.clone())))
+        let stream = connect_any(&addrs, deadline, TcpStream::connect).await?;
+        // Requests are written whole; never wait for an ACK to send the rest.
+        let _ = stream.set_nodelay(true);
+        let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE);
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+        Ok(stream)
     }
 
     async fn start_h1<I>(self: &Arc<Self>, io: I) -> Result<Conn, PoolError>
@@ -397,7 +399,8 @@ impl Pool {
             }
         });
         self.opened_h2.inc();
-        let streams = Arc::new(AtomicUsize::new(0));
+        let streams =
+            Arc::new(Streams { open: AtomicUsize::new(0), epoch: Instant::now(), idle_at: AtomicU64::new(0) });
         let slot = StreamSlot::take(&streams);
         // With `connection_pool.enabled: false` the connection serves this one stream.
         if self.max_idle > 0 {
@@ -435,7 +438,9 @@ impl Pool {
                 let Some(pool) = pool.upgrade() else { return };
                 let timeout = pool.idle_timeout;
                 lock(&pool.idle).retain(|i| i.since.elapsed() <= timeout && !i.tx.is_closed());
-                lock(&pool.h2).retain(|c| !c.tx.is_closed());
+                // An HTTP/2 connection without streams for `idle_timeout` is let go (hyper
+                // closes it once its last handle is dropped), as HTTP/1.1 ones are.
+                lock(&pool.h2).retain(|c| !c.tx.is_closed() && c.streams.idle_for().is_none_or(|d| d <= timeout));
             }
         });
     }
@@ -470,6 +475,48 @@ impl Pool {
             *req.uri_mut() = uri;
         }
     }
+}
+
+/// Resolved addresses in the order RFC 8305 §4 asks for: the first address's family first,
+/// then alternating, so a host whose IPv6 path is broken still gets to IPv4 early.
+fn interleave_families(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    let Some(first) = addrs.first() else { return addrs };
+    let first_v6 = first.is_ipv6();
+    let (mut same, mut other): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|a| a.is_ipv6() == first_v6);
+    let mut out = Vec::with_capacity(same.len() + other.len());
+    same.reverse();
+    other.reverse();
+    while !same.is_empty() || !other.is_empty() {
+        out.extend(same.pop());
+        out.extend(other.pop());
+    }
+    out
+}
+
+/// Try `addrs` in turn until one connects; each attempt may take an equal share of the time
+/// left before `deadline` (the last one all of it). The error names the last address tried.
+async fn connect_any<S, F, Fut>(addrs: &[SocketAddr], deadline: Instant, connect: F) -> Result<S, PoolError>
+where
+    F: Fn(SocketAddr) -> Fut,
+    Fut: Future<Output = std::io::Result<S>>,
+{
+    let mut last = None;
+    for (i, &addr) in addrs.iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let share = left / u32::try_from(addrs.len() - i).unwrap_or(u32::MAX);
+        match tokio::time::timeout(share, connect(addr)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(source)) => last = Some(PoolError::Connect { addr, source }),
+            Err(_) => {
+                let source = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {share:?} (its share of connect_timeout)"),
+                );
+                last = Some(PoolError::Connect { addr, source });
+            }
+        }
+    }
+    Err(last.unwrap_or(PoolError::ConnectTimeout(Duration::ZERO)))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -525,20 +572,43 @@ where
     }
 }
 
+/// The open streams of one HTTP/2 connection, and since when it has had none.
+#[derive(Debug)]
+struct Streams {
+    open: AtomicUsize,
+    epoch: Instant,
+    /// Milliseconds after `epoch` when the last stream ended.
+    idle_at: AtomicU64,
+}
+
+impl Streams {
+    /// How long the connection has carried no stream (`None` while it carries one).
+    fn idle_for(&self) -> Option<Duration> {
+        if self.open.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let since = Duration::from_millis(self.idle_at.load(Ordering::Relaxed));
+        Some(self.epoch.elapsed().saturating_sub(since))
+    }
+}
+
 /// One open stream on an HTTP/2 connection, counted until dropped.
 #[derive(Debug)]
-struct StreamSlot(Arc<AtomicUsize>);
+struct StreamSlot(Arc<Streams>);
 
 impl StreamSlot {
-    fn take(streams: &Arc<AtomicUsize>) -> Self {
-        streams.fetch_add(1, Ordering::Relaxed);
+    fn take(streams: &Arc<Streams>) -> Self {
+        streams.open.fetch_add(1, Ordering::Relaxed);
         Self(Arc::clone(streams))
     }
 }
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        if self.0.open.fetch_sub(1, Ordering::Relaxed) == 1 {
+            let ms = u64::try_from(self.0.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.0.idle_at.store(ms, Ordering::Relaxed);
+        }
     }
 }
 

@@ -267,3 +267,79 @@ async fn h2c_to_a_backend_without_http2_fails_fast_with_its_cause() {
     assert!(err.is_connect(), "{err:?}");
     assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
 }
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_let_go_after_idle_timeout() {
+    let b = backend(None).await;
+    let cfg = PoolConfig { idle_timeout: Duration::from_millis(300), ..pool_config() };
+    let pool = pool(&b.url, true, &cfg);
+    assert_eq!(exchange(&pool, &b.url).await, "HTTP/2.0");
+    assert_eq!(pool.connections(), (0, 1));
+    // The reaper runs every max(idle_timeout / 2, 1 s).
+    for _ in 0..40 {
+        if pool.connections().1 == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pool.connections(), (0, 0));
+    // The next request opens a new connection.
+    assert_eq!(exchange(&pool, &b.url).await, "HTTP/2.0");
+    assert_eq!(b.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_busy_http2_connection_is_kept_past_idle_timeout() {
+    let gate = Arc::new(Semaphore::new(0));
+    let b = backend(Some(Arc::clone(&gate))).await;
+    let cfg = PoolConfig { idle_timeout: Duration::from_millis(200), ..pool_config() };
+    let pool = pool(&b.url, true, &cfg);
+    let open = open_all(&pool, &b.url, 1, 1).await;
+    // Two reaper ticks with a stream open the whole time.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(pool.connections(), (0, 1));
+    gate.add_permits(2);
+    for task in open {
+        assert_eq!(task.await.unwrap(), "HTTP/2.0");
+    }
+    exchange(&pool, &b.url).await;
+    assert_eq!(b.accepted.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn resolved_addresses_alternate_families() {
+    let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+    let got = interleave_families(vec![a("[::1]:1"), a("[::2]:1"), a("[::3]:1"), a("127.0.0.1:1"), a("127.0.0.2:1")]);
+    let want = vec![a("[::1]:1"), a("127.0.0.1:1"), a("[::2]:1"), a("127.0.0.2:1"), a("[::3]:1")];
+    assert_eq!(got, want);
+    assert_eq!(interleave_families(vec![a("127.0.0.1:1")]), vec![a("127.0.0.1:1")]);
+}
+
+/// An address that never answers (SYNs dropped) takes only its share of the deadline; the
+/// next one still connects.
+#[tokio::test]
+async fn a_silent_address_uses_only_its_share_of_connect_timeout() {
+    let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+    let addrs = [a("[2001:db8::1]:80"), a("127.0.0.1:80")];
+    let start = Instant::now();
+    let deadline = start + Duration::from_millis(400);
+    let got = connect_any(&addrs, deadline, |addr| async move {
+        if addr.is_ipv6() {
+            std::future::pending::<()>().await;
+        }
+        Ok(addr)
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, addrs[1]);
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(190) && took < Duration::from_millis(390), "{took:?}");
+    // All silent: the error names the last address and the share it had.
+    let err = connect_any(&addrs, Instant::now() + Duration::from_millis(100), |_| async {
+        std::future::pending::<std::io::Result<()>>().await
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(err, PoolError::Connect { addr, .. } if addr == addrs[1]), "{err:?}");
+    assert!(err.is_connect());
+}
