@@ -5,6 +5,7 @@ pub mod balancer;
 pub mod client;
 pub mod error;
 pub mod forward;
+pub mod h1;
 pub mod health;
 pub mod pool;
 pub mod upstream_tls;

@@ -34,7 +34,7 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, header};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use prometheus::IntCounter;
 use rustls::pki_types::ServerName;
@@ -42,6 +42,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::client::UpstreamBody;
+use super::h1;
 use crate::config::{BackendConfig, PoolConfig};
 use crate::http::tls::TlsError;
 use crate::telemetry::Metrics;
@@ -54,9 +55,6 @@ pub const H2_STREAMS_PER_CONN: usize = 1000;
 const H2_PING_INTERVAL: Duration = Duration::from_secs(20);
 /// …and close it if no PONG comes back within this.
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a checkout waits for an idle HTTP/1.1 connection that is still finishing its last
-/// exchange before it tries the next one (or connects).
-const IDLE_READY_WAIT: Duration = Duration::from_millis(100);
 /// TCP keepalive on upstream connections.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
@@ -99,12 +97,15 @@ pub enum PoolError {
     /// The exchange failed on an established connection.
     #[error("exchange failed")]
     Exchange(#[source] hyper::Error),
+    /// The HTTP/1.1 exchange failed on an established connection.
+    #[error("exchange failed")]
+    Http1(#[source] h1::H1Error),
 }
 
 impl PoolError {
     /// True if no connection to the backend could be made (as opposed to a failed exchange).
     pub fn is_connect(&self) -> bool {
-        !matches!(self, Self::Exchange(_))
+        !matches!(self, Self::Exchange(_) | Self::Http1(_))
     }
 }
 
@@ -123,7 +124,7 @@ struct Target {
 
 /// An idle HTTP/1.1 connection.
 struct Idle {
-    tx: http1::SendRequest<UpstreamBody>,
+    conn: h1::Conn,
     since: Instant,
 }
 
@@ -161,7 +162,7 @@ impl std::fmt::Debug for Pool {
 
 /// A connection ready for one request.
 enum Conn {
-    H1 { tx: http1::SendRequest<UpstreamBody>, reused: bool },
+    H1 { conn: h1::Conn, reused: bool },
     H2 { tx: http2::SendRequest<UpstreamBody>, slot: StreamSlot, reused: bool },
 }
 
@@ -197,34 +198,41 @@ impl Pool {
     /// connection when read to the end.
     pub async fn send(self: &Arc<Self>, mut req: Request<UpstreamBody>) -> Result<Response<PooledBody>, PoolError> {
         let mut fresh = false;
+        let mut wire = None;
         loop {
-            let sent = match self.checkout(fresh).await? {
-                Conn::H1 { mut tx, reused } => {
-                    self.origin_form(&mut req);
-                    match tx.try_send_request(req).await {
-                        Ok(resp) => return Ok(resp.map(|b| PooledBody::new(b, Back::H1(Arc::clone(self), tx)))),
-                        Err(e) => (e, reused),
+            match self.checkout(fresh).await? {
+                Conn::H1 { mut conn, reused } => {
+                    let wire = wire.get_or_insert_with(|| h1::encode(&req, self.target.authority.as_str()));
+                    match conn.send(wire).await {
+                        Ok(head) => {
+                            let body = PooledBody::h1(Arc::clone(self), conn, head.body);
+                            return Ok(head.response.map(|()| body));
+                        }
+                        // The backend closed a reused connection under us and cannot have acted
+                        // on the request: once more, on a new connection.
+                        Err(e) if e.unsent && reused && !fresh => {
+                            tracing::debug!(backend = %self.backend, error = %e.error, "reused connection closed; retrying on a new one");
+                            fresh = true;
+                        }
+                        Err(e) => return Err(PoolError::Http1(e.error)),
                     }
                 }
                 Conn::H2 { mut tx, slot, reused } => {
                     self.absolute_form(&mut req);
                     match tx.try_send_request(req).await {
-                        Ok(resp) => return Ok(resp.map(|b| PooledBody::new(b, Back::H2 { _slot: slot }))),
-                        Err(e) => (e, reused),
+                        Ok(resp) => return Ok(resp.map(|b| PooledBody::h2(b, slot))),
+                        // Closed under us before a byte of the request went out.
+                        Err(mut e) if reused && !fresh && e.message().is_some() => match e.take_message() {
+                            Some(back) => {
+                                tracing::debug!(backend = %self.backend, error = %e.error(), "reused connection closed; retrying on a new one");
+                                req = back;
+                                fresh = true;
+                            }
+                            None => return Err(PoolError::Exchange(e.into_error())),
+                        },
+                        Err(e) => return Err(PoolError::Exchange(e.into_error())),
                     }
                 }
-            };
-            match sent {
-                // Closed under us before a byte of the request went out: once more, on a new connection.
-                (mut e, true) if !fresh && e.message().is_some() => match e.take_message() {
-                    Some(back) => {
-                        tracing::debug!(backend = %self.backend, error = %e.error(), "reused connection closed; retrying on a new one");
-                        req = back;
-                        fresh = true;
-                    }
-                    None => return Err(PoolError::Exchange(e.into_error())),
-                },
-                (e, _) => return Err(PoolError::Exchange(e.into_error())),
             }
         }
     }
@@ -245,14 +253,9 @@ impl Pool {
                 return Ok(conn);
             }
             while let Some(mut idle) = self.pop_idle() {
-                if idle.tx.is_ready() {
-                    return Ok(Conn::H1 { tx: idle.tx, reused: true });
-                }
-                // Still finishing its last exchange (or closing): it says which soon.
-                if !idle.tx.is_closed()
-                    && tokio::time::timeout(IDLE_READY_WAIT, idle.tx.ready()).await.is_ok_and(|r| r.is_ok())
-                {
-                    return Ok(Conn::H1 { tx: idle.tx, reused: true });
+                // Closed by the backend while idle (its keep-alive timeout): dropped here.
+                if idle.conn.is_reusable() {
+                    return Ok(Conn::H1 { conn: idle.conn, reused: true });
                 }
             }
         }
@@ -270,9 +273,9 @@ impl Pool {
     /// The most recently used idle connection that has not outlived `idle_timeout`.
     fn pop_idle(&self) -> Option<Idle> {
         let mut idle = lock(&self.idle);
-        let tx = idle.pop()?;
-        if tx.since.elapsed() <= self.idle_timeout {
-            return Some(tx);
+        let top = idle.pop()?;
+        if top.since.elapsed() <= self.idle_timeout {
+            return Some(top);
         }
         // The top is the youngest: everything below it is older still.
         idle.clear();
@@ -308,13 +311,13 @@ impl Pool {
         let tcp = self.tcp(deadline).await?;
         match &self.target.tls {
             None if self.target.http2 => self.start_h2(TokioIo::new(tcp)).await,
-            None => self.start_h1(TokioIo::new(tcp)).await,
+            None => Ok(self.start_h1(h1::Io::Plain(tcp))),
             Some((connector, name)) => {
                 let tls = connector.connect(name.clone(), tcp).await.map_err(PoolError::Tls)?;
                 if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
                     self.start_h2(TokioIo::new(tls)).await
                 } else {
-                    self.start_h1(TokioIo::new(tls)).await
+                    Ok(self.start_h1(h1::Io::Tls(Box::new(tls))))
                 }
             }
         }
@@ -345,19 +348,10 @@ impl Pool {
         Ok(stream)
     }
 
-    async fn start_h1<I>(self: &Arc<Self>, io: I) -> Result<Conn, PoolError>
-    where
-        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    {
-        let (tx, conn) = http1::Builder::new().handshake(io).await.map_err(PoolError::Handshake)?;
-        let backend = Arc::clone(&self.backend);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%backend, error = %e, "upstream HTTP/1.1 connection ended with an error");
-            }
-        });
+    /// HTTP/1.1 needs no handshake: the connection is driven by the requests it carries.
+    fn start_h1(&self, io: h1::Io) -> Conn {
         self.opened_h1.inc();
-        Ok(Conn::H1 { tx, reused: false })
+        Conn::H1 { conn: h1::Conn::new(io), reused: false }
     }
 
     async fn start_h2<I>(self: &Arc<Self>, io: I) -> Result<Conn, PoolError>
@@ -411,13 +405,13 @@ impl Pool {
     }
 
     /// Put an HTTP/1.1 connection whose exchange is over back on the stack.
-    fn checkin(&self, tx: http1::SendRequest<UpstreamBody>) {
-        if self.max_idle == 0 || tx.is_closed() {
+    fn checkin(&self, conn: h1::Conn) {
+        if self.max_idle == 0 {
             return;
         }
         let mut idle = lock(&self.idle);
         if idle.len() < self.max_idle {
-            idle.push(Idle { tx, since: Instant::now() });
+            idle.push(Idle { conn, since: Instant::now() });
         }
     }
 
@@ -437,26 +431,12 @@ impl Pool {
                 tick.tick().await;
                 let Some(pool) = pool.upgrade() else { return };
                 let timeout = pool.idle_timeout;
-                lock(&pool.idle).retain(|i| i.since.elapsed() <= timeout && !i.tx.is_closed());
+                lock(&pool.idle).retain_mut(|i| i.since.elapsed() <= timeout && i.conn.is_reusable());
                 // An HTTP/2 connection without streams for `idle_timeout` is let go (hyper
                 // closes it once its last handle is dropped), as HTTP/1.1 ones are.
                 lock(&pool.h2).retain(|c| !c.tx.is_closed() && c.streams.idle_for().is_none_or(|d| d <= timeout));
             }
         });
-    }
-
-    /// HTTP/1.1 to an origin server sends the path only (RFC 9112 §3.2.1); `Host` carries
-    /// the authority (the proxy path sets it; other callers get the backend's).
-    fn origin_form(&self, req: &mut Request<UpstreamBody>) {
-        if req.uri().scheme().is_some() {
-            let pq = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-            *req.uri_mut() = Uri::from(pq);
-        }
-        if let header::Entry::Vacant(host) = req.headers_mut().entry(header::HOST) {
-            if let Ok(v) = http::HeaderValue::from_str(self.target.authority.as_str()) {
-                host.insert(v);
-            }
-        }
     }
 
     /// HTTP/2 takes `:scheme` and `:authority` from the URI and has no `Host`.
@@ -612,66 +592,113 @@ impl Drop for StreamSlot {
     }
 }
 
-/// What a finished response body gives back.
-enum Back {
-    H1(Arc<Pool>, http1::SendRequest<UpstreamBody>),
-    H2 { _slot: StreamSlot },
+/// Why a response body broke off.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// HTTP/1.1 framing or transport.
+    #[error(transparent)]
+    Http1(#[from] h1::H1Error),
+    /// HTTP/2 stream or connection.
+    #[error(transparent)]
+    Http2(#[from] hyper::Error),
+}
+
+enum Inner {
+    /// `conn` is `None` once the body has ended (the connection went back to the pool or was closed).
+    H1 {
+        pool: Arc<Pool>,
+        conn: Option<h1::Conn>,
+        dec: h1::Decoder,
+    },
+    H2 {
+        body: Incoming,
+        _slot: StreamSlot,
+    },
 }
 
 /// A backend response body. Read to the end, it returns its HTTP/1.1 connection to the
 /// pool (or frees its HTTP/2 stream slot); dropped early, it closes the connection.
 pub struct PooledBody {
-    inner: Incoming,
-    back: Option<Back>,
+    inner: Inner,
 }
 
 impl std::fmt::Debug for PooledBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PooledBody").field("inner", &self.inner).finish()
+        match &self.inner {
+            Inner::H1 { dec, .. } => f.debug_struct("PooledBody").field("http1", dec).finish(),
+            Inner::H2 { body, .. } => f.debug_struct("PooledBody").field("h2", body).finish(),
+        }
     }
 }
 
 impl PooledBody {
-    fn new(inner: Incoming, back: Back) -> Self {
-        let mut body = Self { inner, back: Some(back) };
+    fn h1(pool: Arc<Pool>, conn: h1::Conn, dec: h1::Decoder) -> Self {
+        let mut body = Self { inner: Inner::H1 { pool, conn: Some(conn), dec } };
         // A bodiless response (204, Content-Length: 0) is over already.
-        if body.inner.is_end_stream() {
-            body.release();
-        }
+        body.release_if_done();
         body
     }
 
-    fn release(&mut self) {
-        if let Some(Back::H1(pool, tx)) = self.back.take() {
-            pool.checkin(tx);
+    fn h2(body: Incoming, slot: StreamSlot) -> Self {
+        Self { inner: Inner::H2 { body, _slot: slot } }
+    }
+
+    /// An HTTP/1.1 connection whose response is read to the end goes back to the pool if it
+    /// may carry another exchange.
+    fn release_if_done(&mut self) {
+        if let Inner::H1 { pool, conn, dec } = &mut self.inner {
+            if dec.is_done() {
+                if let Some(c) = conn.take().filter(|c| dec.keep_alive && c.is_clean()) {
+                    pool.checkin(c);
+                }
+            }
         }
     }
 }
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        match &frame {
-            // The last frame: the server may not poll again once `is_end_stream` says so.
-            None => this.release(),
-            Some(Ok(_)) if this.inner.is_end_stream() => this.release(),
-            Some(Ok(_)) => {}
-            // A broken body leaves the connection in an unknown state: never reuse it.
-            Some(Err(_)) => this.back = None,
+        match &mut this.inner {
+            Inner::H1 { conn, dec, .. } => {
+                let Some(c) = conn.as_mut() else { return Poll::Ready(None) };
+                match ready!(c.poll_body(dec, cx)) {
+                    Some(Ok(data)) => {
+                        // The last frame: the server may not poll again once `is_end_stream` says so.
+                        this.release_if_done();
+                        Poll::Ready(Some(Ok(Frame::data(data))))
+                    }
+                    None => {
+                        this.release_if_done();
+                        Poll::Ready(None)
+                    }
+                    // A broken body leaves the connection in an unknown state: close it.
+                    Some(Err(e)) => {
+                        *conn = None;
+                        Poll::Ready(Some(Err(e.into())))
+                    }
+                }
+            }
+            Inner::H2 { body, .. } => Pin::new(body).poll_frame(cx).map_err(BodyError::from),
         }
-        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::H1 { conn, dec, .. } => conn.is_none() || dec.is_done(),
+            Inner::H2 { body, .. } => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::H1 { conn: None, .. } => SizeHint::with_exact(0),
+            Inner::H1 { dec, .. } => dec.remaining().map_or_else(SizeHint::default, SizeHint::with_exact),
+            Inner::H2 { body, .. } => body.size_hint(),
+        }
     }
 }
 
