@@ -130,7 +130,7 @@ impl Authenticator {
             return verdict;
         }
         let credential = header_text(credential).ok_or(AuthError::Malformed)?;
-        let key = match self.cache.lookup(credential, now) {
+        let key = match self.cache.lookup_digest(credential, now) {
             Lookup::Hit(verdict) => {
                 self.cache_hits.inc();
                 return verdict;

@@ -87,10 +87,16 @@ impl VerdictCache {
     /// The remembered verdict for `credential` at `now` (Unix seconds): first among the
     /// recent credentials, else by digest (then remembered as recent).
     pub fn lookup(&self, credential: &str, now: u64) -> Lookup {
-        let epoch = self.epoch.load(Ordering::Acquire);
-        if let Some(verdict) = self.recent.get(credential.as_bytes(), now, epoch) {
-            return Lookup::Hit(verdict);
+        match self.recent(credential.as_bytes(), now) {
+            Some(verdict) => Lookup::Hit(verdict),
+            None => self.lookup_digest(credential, now),
         }
+    }
+
+    /// [`lookup`](Self::lookup) for a credential [`recent`](Self::recent) has just missed:
+    /// by digest only (then remembered as recent).
+    pub fn lookup_digest(&self, credential: &str, now: u64) -> Lookup {
+        let epoch = self.epoch.load(Ordering::Acquire);
         let key = digest(credential);
         match self.entry(&key, now, epoch) {
             Some((verdict, until)) => {
