@@ -1,5 +1,6 @@
 //! `cargo xtask fuzz`: coverage-guided fuzzing of the parsers of untrusted bytes
-//! (JSON-RPC envelope, session-id opener, JWT header/claims, config loader) on
+//! (JSON-RPC envelope, session-id opener, JWT header/claims, config loader, the upstream
+//! HTTP/1.1 response reader) on
 //! stable Rust.
 //!
 //! The targets in `gateway/fuzz/` are libFuzzer targets (libfuzzer-sys). This
@@ -24,7 +25,7 @@ use crate::step;
 use crate::test::cargo;
 
 /// The fuzz targets (binaries of `gateway/fuzz`).
-pub const TARGETS: [&str; 4] = ["envelope", "session_id", "jwt", "config"];
+pub const TARGETS: [&str; 5] = ["envelope", "session_id", "jwt", "config", "h1_response"];
 /// Limit for building the instrumented targets.
 const BUILD_LIMIT: Duration = Duration::from_secs(40 * 60);
 
@@ -46,7 +47,7 @@ pub struct FuzzArgs {
     /// Seconds to fuzz each target.
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
-    /// Targets to run (default: all of envelope, session_id, jwt, config).
+    /// Targets to run (default: all of envelope, session_id, jwt, config, h1_response).
     pub targets: Vec<String>,
 }
 

@@ -213,111 +213,74 @@ impl Conn {
 
     /// The next piece of the body `dec` frames; `None` at its end.
     pub fn poll_body(&mut self, dec: &mut Decoder, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, H1Error>>> {
+        let mut eof = false;
         loop {
-            match dec.state {
-                State::Done => return Poll::Ready(None),
-                State::Length(0) => dec.state = State::Done,
-                State::Length(left) => {
+            match dec.decode(&mut self.buf, eof) {
+                Ok(Decoded::Data(data)) => {
+                    // An emptied buffer lets go of its allocation (the frames keep what they need).
                     if self.buf.is_empty() {
-                        let want = usize::try_from(left).unwrap_or(usize::MAX);
-                        if ready!(self.poll_fill(cx, want)).map_err(H1Error::Read)? == 0 {
-                            return Poll::Ready(Some(Err(H1Error::Truncated("with part of the body missing"))));
-                        }
-                    }
-                    let n = self.buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                    let data = self.take(n);
-                    dec.state = State::Length(left - n as u64);
-                    if left == n as u64 {
-                        dec.state = State::Done;
+                        self.buf = BytesMut::new();
                     }
                     return Poll::Ready(Some(Ok(data)));
                 }
-                State::Eof => {
-                    if self.buf.is_empty() && ready!(self.poll_fill(cx, STACK_READ)).map_err(H1Error::Read)? == 0 {
-                        dec.state = State::Done;
-                        continue;
-                    }
-                    let n = self.buf.len();
-                    return Poll::Ready(Some(Ok(self.take(n))));
+                Ok(Decoded::End) => return Poll::Ready(None),
+                Ok(Decoded::NeedMore) => {
+                    let want = dec.want();
+                    eof = ready!(self.poll_fill(cx, want)).map_err(H1Error::Read)? == 0;
                 }
-                State::Chunked(ref mut chunk) => match ready!(self.poll_chunked(chunk, cx))? {
-                    Some(data) => return Poll::Ready(Some(Ok(data))),
-                    None => dec.state = State::Done,
-                },
+                Err(e) => return Poll::Ready(Some(Err(e))),
             }
         }
-    }
-
-    /// The next data of a chunked body; `None` after the last chunk and the trailers.
-    fn poll_chunked(&mut self, chunk: &mut Chunk, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, H1Error>> {
-        loop {
-            match *chunk {
-                Chunk::Size => {
-                    if let Some(len) = line(&self.buf)? {
-                        let size = chunk_size(&self.buf[..len - 2])?;
-                        self.buf.advance(len);
-                        *chunk = if size == 0 { Chunk::Trailers(0) } else { Chunk::Data(size) };
-                        continue;
-                    }
-                }
-                Chunk::Data(left) => {
-                    if !self.buf.is_empty() {
-                        let n = self.buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                        *chunk = if left == n as u64 { Chunk::DataEnd } else { Chunk::Data(left - n as u64) };
-                        return Poll::Ready(Ok(Some(self.take(n))));
-                    }
-                }
-                Chunk::DataEnd => {
-                    if self.buf.len() >= 2 {
-                        if &self.buf[..2] != b"\r\n" {
-                            return Poll::Ready(Err(H1Error::BadChunk("no CRLF after the chunk data")));
-                        }
-                        self.buf.advance(2);
-                        *chunk = Chunk::Size;
-                        continue;
-                    }
-                }
-                Chunk::Trailers(seen) => match line(&self.buf)? {
-                    // The empty line ends the message. Trailer fields are not forwarded.
-                    Some(2) => {
-                        self.buf.advance(2);
-                        return Poll::Ready(Ok(None));
-                    }
-                    Some(len) => {
-                        if seen + len > MAX_TRAILERS {
-                            return Poll::Ready(Err(H1Error::BadChunk("trailer section too large")));
-                        }
-                        self.buf.advance(len);
-                        *chunk = Chunk::Trailers(seen + len);
-                        continue;
-                    }
-                    None => {}
-                },
-            }
-            let want = match *chunk {
-                Chunk::Data(left) => usize::try_from(left).unwrap_or(usize::MAX),
-                _ => STACK_READ,
-            };
-            if ready!(self.poll_fill(cx, want)).map_err(H1Error::Read)? == 0 {
-                return Poll::Ready(Err(H1Error::Truncated("inside a chunked body")));
-            }
-        }
-    }
-
-    /// The first `n` buffered bytes; an emptied buffer lets go of its allocation (the
-    /// frames handed out keep what they need of it).
-    fn take(&mut self, n: usize) -> Bytes {
-        let data = self.buf.split_to(n).freeze();
-        if self.buf.is_empty() {
-            self.buf = BytesMut::new();
-        }
-        data
     }
 
     /// True once a finished response left nothing behind it (a backend that sent more
     /// than one response's worth cannot be trusted with the next request).
     pub fn is_clean(&self) -> bool {
         self.buf.is_empty()
+    }
+}
+
+/// The next data of a chunked body in `buf`: `Some(Data)`, `Some(End)` after the last chunk
+/// and the trailers, `None` if more bytes are needed.
+fn decode_chunked(chunk: &mut Chunk, buf: &mut BytesMut) -> Result<Option<Decoded>, H1Error> {
+    loop {
+        match *chunk {
+            Chunk::Size => {
+                let Some(len) = line(buf)? else { return Ok(None) };
+                let size = chunk_size(&buf[..len - 2])?;
+                buf.advance(len);
+                *chunk = if size == 0 { Chunk::Trailers(0) } else { Chunk::Data(size) };
+            }
+            Chunk::Data(_) if buf.is_empty() => return Ok(None),
+            Chunk::Data(left) => {
+                let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                *chunk = if left == n as u64 { Chunk::DataEnd } else { Chunk::Data(left - n as u64) };
+                return Ok(Some(Decoded::Data(buf.split_to(n).freeze())));
+            }
+            Chunk::DataEnd if buf.len() < 2 => return Ok(None),
+            Chunk::DataEnd => {
+                if &buf[..2] != b"\r\n" {
+                    return Err(H1Error::BadChunk("no CRLF after the chunk data"));
+                }
+                buf.advance(2);
+                *chunk = Chunk::Size;
+            }
+            Chunk::Trailers(seen) => match line(buf)? {
+                None => return Ok(None),
+                // The empty line ends the message. Trailer fields are not forwarded.
+                Some(2) => {
+                    buf.advance(2);
+                    return Ok(Some(Decoded::End));
+                }
+                Some(len) if seen + len > MAX_TRAILERS => {
+                    return Err(H1Error::BadChunk("trailer section too large"));
+                }
+                Some(len) => {
+                    buf.advance(len);
+                    *chunk = Chunk::Trailers(seen + len);
+                }
+            },
+        }
     }
 }
 
@@ -383,7 +346,58 @@ enum Chunk {
     Trailers(usize),
 }
 
+/// What [`Decoder::decode`] found in the buffer.
+#[derive(Debug)]
+pub enum Decoded {
+    /// Body bytes.
+    Data(Bytes),
+    /// More bytes are needed.
+    NeedMore,
+    /// The body is complete.
+    End,
+}
+
 impl Decoder {
+    /// The next body bytes in `buf`, consuming them (and any chunk framing). `eof`: the
+    /// connection has ended, nothing more will come.
+    pub fn decode(&mut self, buf: &mut BytesMut, eof: bool) -> Result<Decoded, H1Error> {
+        loop {
+            match self.state {
+                State::Done => return Ok(Decoded::End),
+                State::Length(0) => self.state = State::Done,
+                State::Length(left) => {
+                    if buf.is_empty() {
+                        return if eof {
+                            Err(H1Error::Truncated("with part of the body missing"))
+                        } else {
+                            Ok(Decoded::NeedMore)
+                        };
+                    }
+                    let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    self.state = State::Length(left - n as u64);
+                    return Ok(Decoded::Data(buf.split_to(n).freeze()));
+                }
+                State::Eof if buf.is_empty() && eof => self.state = State::Done,
+                State::Eof if buf.is_empty() => return Ok(Decoded::NeedMore),
+                State::Eof => return Ok(Decoded::Data(buf.split().freeze())),
+                State::Chunked(ref mut chunk) => match decode_chunked(chunk, buf)? {
+                    Some(Decoded::End) => self.state = State::Done,
+                    Some(step) => return Ok(step),
+                    None if eof => return Err(H1Error::Truncated("inside a chunked body")),
+                    None => return Ok(Decoded::NeedMore),
+                },
+            }
+        }
+    }
+
+    /// How many bytes the next read could use.
+    fn want(&self) -> usize {
+        match self.state {
+            State::Length(left) | State::Chunked(Chunk::Data(left)) => usize::try_from(left).unwrap_or(usize::MAX),
+            _ => STACK_READ,
+        }
+    }
+
     /// True once the whole body has been read.
     pub fn is_done(&self) -> bool {
         matches!(self.state, State::Done | State::Length(0))
@@ -608,6 +622,41 @@ fn has_token(headers: &HeaderMap, token: &str) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Read `bytes` as a backend's answer to `method`, arriving in pieces of the sizes in
+/// `pieces` (cycled; 0 counts as 1) and then the end of the connection: the head and the
+/// whole body, or the first error. For the fuzz target and tests: the result must not
+/// depend on how the bytes were split.
+pub fn read_response(bytes: &[u8], method: &Method, pieces: &[u8]) -> Result<(Response<()>, Vec<u8>), H1Error> {
+    let mut input = bytes;
+    let mut sizes = pieces.iter().map(|&p| usize::from(p.max(1))).cycle();
+    let mut next = move |buf: &mut BytesMut| {
+        let n = sizes.next().unwrap_or(usize::MAX).min(input.len());
+        buf.extend_from_slice(&input[..n]);
+        input = &input[n..];
+        n
+    };
+    let mut buf = BytesMut::new();
+    let mut eof = false;
+    let mut head = loop {
+        if !buf.is_empty() {
+            if let Some(head) = parse_head(&mut buf, method)? {
+                break head;
+            }
+        }
+        if next(&mut buf) == 0 {
+            return Err(H1Error::ClosedBeforeHead(buf.len()));
+        }
+    };
+    let mut body = Vec::new();
+    loop {
+        match head.body.decode(&mut buf, eof)? {
+            Decoded::Data(data) => body.extend_from_slice(&data),
+            Decoded::End => return Ok((head.response, body)),
+            Decoded::NeedMore => eof = next(&mut buf) == 0,
+        }
+    }
 }
 
 /// A failed [`Conn::send`].

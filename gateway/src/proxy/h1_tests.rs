@@ -329,3 +329,27 @@ async fn bytes_after_the_response_make_the_connection_unclean() {
     assert_eq!(out.unwrap().1, b"ok");
     assert!(!conn.is_clean());
 }
+
+/// The same bytes give the same answer however they are split across reads.
+#[test]
+fn reading_does_not_depend_on_how_the_bytes_arrive() {
+    let responses: [&[u8]; 6] = [
+        b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello world",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nt: 1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: 1\n\ndata: 2\n\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhel",
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+    ];
+    for bytes in responses {
+        let whole = read_response(bytes, &Method::GET, &[255]).map(|(r, b)| (r.status(), b)).map_err(|e| e.to_string());
+        for pieces in [&[1u8][..], &[2, 7], &[3, 1, 13]] {
+            let split =
+                read_response(bytes, &Method::GET, pieces).map(|(r, b)| (r.status(), b)).map_err(|e| e.to_string());
+            assert_eq!(whole, split, "{:?} in pieces {pieces:?}", String::from_utf8_lossy(bytes));
+        }
+    }
+    let (resp, body) = read_response(responses[1], &Method::GET, &[4]).unwrap();
+    assert_eq!((resp.status(), body.as_slice()), (StatusCode::OK, &b"hello world"[..]));
+    assert!(read_response(responses[3], &Method::GET, &[4]).is_err());
+}
