@@ -25,6 +25,8 @@ pub struct Backend {
     pub scheme: Scheme,
     /// Authority of `url`, also sent as `Host`.
     pub authority: Authority,
+    /// `authority` as the `Host` header value (checked once, shared by every request).
+    pub host_header: Option<http::HeaderValue>,
     /// Relative share of new sessions.
     pub weight: u32,
     /// Which MCP transport it speaks.
@@ -54,6 +56,7 @@ impl Backend {
             name: Arc::from(cfg.name.as_str()),
             url: cfg.url.clone(),
             scheme,
+            host_header: http::HeaderValue::from_str(authority.as_str()).ok(),
             authority,
             weight: cfg.weight.max(1),
             transport: cfg.transport,

@@ -324,12 +324,14 @@ pub struct ForwardedFor<'a> {
 /// Turn client request headers into upstream request headers, in place.
 pub fn prepare_upstream_headers(headers: &mut HeaderMap, backend: &Backend, fwd: &ForwardedFor<'_>) {
     strip_hop_by_hop(headers);
-    if let Some(host) = headers.remove(header::HOST) {
+    // The backend sees its own authority, as nginx's default `proxy_set_header Host $proxy_host`;
+    // the client's goes on as `X-Forwarded-Host`.
+    let client_host = match &backend.host_header {
+        Some(v) => headers.insert(header::HOST, v.clone()),
+        None => headers.remove(header::HOST),
+    };
+    if let Some(host) = client_host {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
-    }
-    // The backend sees its own authority, as nginx's default `proxy_set_header Host $proxy_host`.
-    if let Ok(v) = HeaderValue::from_str(backend.authority.as_str()) {
-        headers.insert(header::HOST, v);
     }
     let xff = HeaderName::from_static("x-forwarded-for");
     let value = match headers.get(&xff) {
