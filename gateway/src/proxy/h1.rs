@@ -39,7 +39,7 @@ const MAX_TRAILERS: usize = 64 * 1024;
 /// One read onto the stack; bodies known to be longer are read straight into their buffer.
 const STACK_READ: usize = 8 * 1024;
 /// Most bytes one direct read asks for.
-const MAX_READ: usize = 256 * 1024;
+const MAX_READ: usize = 64 * 1024;
 /// A body up to this size is copied behind the head and both go out in one `write`.
 const COALESCE: usize = 16 * 1024;
 
@@ -147,9 +147,16 @@ impl Conn {
         }
         let mut cx = Context::from_waker(Waker::noop());
         let mut one = [0u8; 1];
-        let mut probe = ReadBuf::new(&mut one);
+        let io = &mut self.io;
         // TLS: a NewSessionTicket that arrived while idle is consumed here and reads as Pending.
-        Pin::new(&mut self.io).poll_read(&mut cx, &mut probe).is_pending()
+        let probe =
+            std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *io).poll_read(cx, &mut ReadBuf::new(&mut one))));
+        // Outside tokio's per-task I/O budget: with the budget spent, every read says Pending
+        // without looking, and a closed connection would pass for a live one.
+        match std::pin::pin!(tokio::task::unconstrained(probe)).poll(&mut cx) {
+            Poll::Ready(read) => read.is_pending(),
+            Poll::Pending => false,
+        }
     }
 
     /// Read more bytes onto the end of `buf`; `want` is how many the caller could use.
@@ -158,7 +165,22 @@ impl Conn {
         if want > STACK_READ {
             self.buf.reserve(want.min(MAX_READ));
             let read = std::pin::pin!(self.io.read_buf(&mut self.buf));
-            return read.poll(cx);
+            let got = match read.poll(cx) {
+                Poll::Ready(got) => got?,
+                Poll::Pending => {
+                    // Nothing came: hold no reservation while waiting.
+                    if self.buf.is_empty() {
+                        self.buf = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
+            };
+            // The frames cut from `buf` keep its whole allocation alive: a read that filled
+            // little of it is copied out, so a trickle never pins 4x its size.
+            if self.buf.capacity() > 4 * self.buf.len().max(STACK_READ) {
+                self.buf = BytesMut::from(&self.buf[..]);
+            }
+            return Poll::Ready(Ok(got));
         }
         // While waiting (an idle SSE stream) no heap buffer is held: the read lands on the
         // stack and is appended to `buf`, sized to what came.
@@ -201,7 +223,8 @@ impl Conn {
                 }
                 Ok(n) => received += n,
                 Err(e) => {
-                    let reset = e.kind() == io::ErrorKind::ConnectionReset;
+                    // A TLS peer that closes without close_notify reads as UnexpectedEof.
+                    let reset = matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof);
                     return Err(SendError {
                         error: H1Error::Read(e),
                         unsent: reset && received == 0 && wire.idempotent,
@@ -533,10 +556,17 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, H1Err
         let base = buf.as_ptr() as usize;
         let mut spans = [[0u16; 4]; MAX_HEADERS];
         let count = parsed.headers.len();
-        let at = |p: *const u8| u16::try_from(p as usize - base).unwrap_or(u16::MAX);
+        // httparse's slices lie inside `buf`, which is shorter than MAX_HEAD.
+        let at = |p: *const u8, len: usize| {
+            let start = (p as usize).checked_sub(base).and_then(|o| u16::try_from(o).ok())?;
+            Some((start, start.checked_add(u16::try_from(len).ok()?)?))
+        };
         for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
-            let (name, value) = (at(h.name.as_ptr()), at(h.value.as_ptr()));
-            *span = [name, name + h.name.len() as u16, value, value + h.value.len() as u16];
+            let (Some(name), Some(value)) = (at(h.name.as_ptr(), h.name.len()), at(h.value.as_ptr(), h.value.len()))
+            else {
+                return Err(H1Error::BadHead("header outside the head".into()));
+            };
+            *span = [name.0, name.1, value.0, value.1];
         }
         let head = buf.split_to(len).freeze();
         if buf.is_empty() {
@@ -553,6 +583,10 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, H1Err
             headers.append(name, value);
         }
         let body = framing(method, status, version, &headers)?;
+        if headers.contains_key(header::TRANSFER_ENCODING) {
+            // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which must not go on.
+            headers.remove(header::CONTENT_LENGTH);
+        }
         let mut response = Response::new(());
         *response.status_mut() = status;
         *response.version_mut() = version;

@@ -221,6 +221,8 @@ async fn both_framings_use_chunked_and_never_reuse_the_connection() {
     let (head, body) = out.unwrap();
     assert_eq!(body, b"ok");
     assert!(!head.body.keep_alive);
+    // Transfer-Encoding overrides it; passed on, it would contradict the de-chunked body.
+    assert!(!head.response.headers().contains_key(header::CONTENT_LENGTH));
 }
 
 #[tokio::test]
@@ -352,4 +354,42 @@ fn reading_does_not_depend_on_how_the_bytes_arrive() {
     let (resp, body) = read_response(responses[1], &Method::GET, &[4]).unwrap();
     assert_eq!((resp.status(), body.as_slice()), (StatusCode::OK, &b"hello world"[..]));
     assert!(read_response(responses[3], &Method::GET, &[4]).is_err());
+}
+
+/// A long body trickling in holds no read reservation between its pieces.
+#[tokio::test]
+async fn a_slow_long_body_holds_no_buffer_while_waiting() {
+    let script = vec![Step::Write(b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n0123456789")];
+    let (mut conn, _) = backend(script, false).await;
+    let mut head = conn.send(&encode(&get(), "b")).await.unwrap();
+    let first = std::future::poll_fn(|cx| conn.poll_body(&mut head.body, cx)).await.unwrap().unwrap();
+    assert_eq!(&first[..], b"0123456789");
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(conn.poll_body(&mut head.body, &mut cx).is_pending());
+    assert_eq!(conn.buf.capacity(), 0);
+}
+
+/// Many closed idle connections checked in one go, as a checkout or the reaper does: tokio's
+/// per-task I/O budget must not make the late ones look alive.
+#[tokio::test]
+async fn the_liveness_probe_ignores_the_io_budget() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let n = 200;
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        for _ in 0..n {
+            held.push(listener.accept().await.unwrap().0);
+        }
+        drop(held);
+    });
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        conns.push(Conn::new(Io::Plain(TcpStream::connect(addr).await.unwrap())));
+    }
+    server.await.unwrap();
+    // Let every FIN arrive and be seen by the I/O driver.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let alive = conns.iter_mut().map(Conn::is_reusable).filter(|&alive| alive).count();
+    assert_eq!(alive, 0);
 }
