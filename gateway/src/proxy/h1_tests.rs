@@ -4,6 +4,8 @@ use http_body_util::Full;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
+use http::{HeaderMap, HeaderValue, StatusCode};
+
 use super::*;
 
 /// What a scripted backend does after reading one request.

@@ -17,23 +17,23 @@
 //! connection is opened, so a backend's limit never makes requests (or
 //! thousands of idle SSE streams) queue.
 //!
-//! A reused connection can be closed by the backend just as a request is
-//! handed to it (a keep-alive race). When hyper gives the request back unsent,
-//! it is sent once more on a new connection.
+//! HTTP/1.1 exchanges are driven by the request's own task ([`h1`]); HTTP/2 uses
+//! hyper's client connection. A reused connection can be closed by the backend just
+//! as a request is handed to it (a keep-alive race). A request that cannot have been
+//! acted on (hyper gives it back unsent; on HTTP/1.1 the write failed, or an
+//! idempotent request saw the close before any answer) is sent once more on a new
+//! connection.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, header};
-use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use prometheus::IntCounter;
@@ -43,9 +43,13 @@ use tokio::time::Instant;
 
 use super::client::UpstreamBody;
 use super::h1;
+
+#[path = "pool_body.rs"]
+mod body;
 use crate::config::{BackendConfig, PoolConfig};
 use crate::http::tls::TlsError;
 use crate::telemetry::Metrics;
+pub use body::{BodyError, PooledBody};
 
 /// Streams one HTTP/2 connection carries before another is opened, unless the backend
 /// allows fewer (its `SETTINGS_MAX_CONCURRENT_STREAMS`). Idle SSE streams share the
@@ -88,13 +92,13 @@ pub enum PoolError {
     /// The TLS handshake failed.
     #[error("TLS handshake failed")]
     Tls(#[source] std::io::Error),
-    /// The HTTP/1.1 or HTTP/2 handshake failed.
+    /// The HTTP/2 handshake failed (HTTP/1.1 has none).
     #[error("HTTP handshake failed")]
     Handshake(#[source] hyper::Error),
     /// The backend ended an HTTP/2 connection before sending its SETTINGS.
     #[error("backend closed the HTTP/2 connection before its SETTINGS (does it speak HTTP/2? see backends[].http2)")]
     NoSettings,
-    /// The exchange failed on an established connection.
+    /// The HTTP/2 exchange failed on an established connection.
     #[error("exchange failed")]
     Exchange(#[source] hyper::Error),
     /// The HTTP/1.1 exchange failed on an established connection.
@@ -588,116 +592,6 @@ impl Drop for StreamSlot {
         if self.0.open.fetch_sub(1, Ordering::Relaxed) == 1 {
             let ms = u64::try_from(self.0.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
             self.0.idle_at.store(ms, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Why a response body broke off.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    /// HTTP/1.1 framing or transport.
-    #[error(transparent)]
-    Http1(#[from] h1::H1Error),
-    /// HTTP/2 stream or connection.
-    #[error(transparent)]
-    Http2(#[from] hyper::Error),
-}
-
-enum Inner {
-    /// `conn` is `None` once the body has ended (the connection went back to the pool or was closed).
-    H1 {
-        pool: Arc<Pool>,
-        conn: Option<h1::Conn>,
-        dec: h1::Decoder,
-    },
-    H2 {
-        body: Incoming,
-        _slot: StreamSlot,
-    },
-}
-
-/// A backend response body. Read to the end, it returns its HTTP/1.1 connection to the
-/// pool (or frees its HTTP/2 stream slot); dropped early, it closes the connection.
-pub struct PooledBody {
-    inner: Inner,
-}
-
-impl std::fmt::Debug for PooledBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.inner {
-            Inner::H1 { dec, .. } => f.debug_struct("PooledBody").field("http1", dec).finish(),
-            Inner::H2 { body, .. } => f.debug_struct("PooledBody").field("h2", body).finish(),
-        }
-    }
-}
-
-impl PooledBody {
-    fn h1(pool: Arc<Pool>, conn: h1::Conn, dec: h1::Decoder) -> Self {
-        let mut body = Self { inner: Inner::H1 { pool, conn: Some(conn), dec } };
-        // A bodiless response (204, Content-Length: 0) is over already.
-        body.release_if_done();
-        body
-    }
-
-    fn h2(body: Incoming, slot: StreamSlot) -> Self {
-        Self { inner: Inner::H2 { body, _slot: slot } }
-    }
-
-    /// An HTTP/1.1 connection whose response is read to the end goes back to the pool if it
-    /// may carry another exchange.
-    fn release_if_done(&mut self) {
-        if let Inner::H1 { pool, conn, dec } = &mut self.inner {
-            if dec.is_done() {
-                if let Some(c) = conn.take().filter(|c| dec.keep_alive && c.is_clean()) {
-                    pool.checkin(c);
-                }
-            }
-        }
-    }
-}
-
-impl Body for PooledBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = &mut *self;
-        match &mut this.inner {
-            Inner::H1 { conn, dec, .. } => {
-                let Some(c) = conn.as_mut() else { return Poll::Ready(None) };
-                match ready!(c.poll_body(dec, cx)) {
-                    Some(Ok(data)) => {
-                        // The last frame: the server may not poll again once `is_end_stream` says so.
-                        this.release_if_done();
-                        Poll::Ready(Some(Ok(Frame::data(data))))
-                    }
-                    None => {
-                        this.release_if_done();
-                        Poll::Ready(None)
-                    }
-                    // A broken body leaves the connection in an unknown state: close it.
-                    Some(Err(e)) => {
-                        *conn = None;
-                        Poll::Ready(Some(Err(e.into())))
-                    }
-                }
-            }
-            Inner::H2 { body, .. } => Pin::new(body).poll_frame(cx).map_err(BodyError::from),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.inner {
-            Inner::H1 { conn, dec, .. } => conn.is_none() || dec.is_done(),
-            Inner::H2 { body, .. } => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.inner {
-            Inner::H1 { conn: None, .. } => SizeHint::with_exact(0),
-            Inner::H1 { dec, .. } => dec.remaining().map_or_else(SizeHint::default, SizeHint::with_exact),
-            Inner::H2 { body, .. } => body.size_hint(),
         }
     }
 }

@@ -8,6 +8,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use bytes::Bytes;
+use hyper::body::Incoming;
+
 use super::*;
 use crate::config::BackendTransport;
 
