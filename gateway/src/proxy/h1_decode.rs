@@ -5,6 +5,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Version, header};
 use std::mem::MaybeUninit;
+use std::time::Duration;
 
 use super::{H1Error, MAX_HEAD, MAX_HEADERS, MAX_LINE, MAX_TRAILERS, STACK_READ};
 
@@ -104,6 +105,9 @@ pub struct Decoder {
     state: State,
     /// The connection may carry another exchange once this body is read to its end.
     pub keep_alive: bool,
+    /// How long the backend keeps the connection open while idle, when it says so
+    /// (`Keep-Alive: timeout=N`).
+    pub idle_limit: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -255,7 +259,10 @@ pub(super) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
                 .map_err(|_| H1Error::BadHead(format!("invalid value of header {name}")))?;
             headers.append(name, value);
         }
-        let body = framing(method, status, version, &headers)?;
+        let mut body = framing(method, status, version, &headers)?;
+        if body.keep_alive {
+            body.idle_limit = keep_alive_timeout(&headers);
+        }
         if headers.contains_key(header::TRANSFER_ENCODING) {
             // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which must not go on.
             headers.remove(header::CONTENT_LENGTH);
@@ -275,7 +282,7 @@ fn framing(method: &Method, status: StatusCode, version: Version, headers: &Head
         _ => has_token(headers, "keep-alive") && !has_token(headers, "close"),
     };
     if *method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-        return Ok(Decoder { state: State::Done, keep_alive });
+        return Ok(Decoder { state: State::Done, keep_alive, idle_limit: None });
     }
     let length = content_length(headers)?;
     if let Some(te) = last_value(headers, &header::TRANSFER_ENCODING) {
@@ -284,13 +291,13 @@ fn framing(method: &Method, status: StatusCode, version: Version, headers: &Head
             keep_alive = false;
         }
         if version == Version::HTTP_11 && te.eq_ignore_ascii_case("chunked") {
-            return Ok(Decoder { state: State::Chunked(Chunk::Size), keep_alive });
+            return Ok(Decoder { state: State::Chunked(Chunk::Size), keep_alive, idle_limit: None });
         }
-        return Ok(Decoder { state: State::Eof, keep_alive: false });
+        return Ok(Decoder { state: State::Eof, keep_alive: false, idle_limit: None });
     }
     Ok(match length {
-        Some(n) => Decoder { state: State::Length(n), keep_alive },
-        None => Decoder { state: State::Eof, keep_alive: false },
+        Some(n) => Decoder { state: State::Length(n), keep_alive, idle_limit: None },
+        None => Decoder { state: State::Eof, keep_alive: false, idle_limit: None },
     })
 }
 
@@ -322,6 +329,23 @@ fn last_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> 
 }
 
 /// True if a `Connection` field lists `token`.
+/// The `timeout` parameter of `Keep-Alive: timeout=5, max=1000` (RFC 2068 §19.7.1.1; Node.js
+/// and Apache still send it): how many seconds the backend keeps an idle connection open.
+/// A malformed or absent parameter is `None`.
+pub(super) fn keep_alive_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(KEEP_ALIVE)?.to_str().ok()?;
+    value.split(',').find_map(|param| {
+        let (name, secs) = param.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("timeout") {
+            return None;
+        }
+        secs.trim().trim_matches('"').parse::<u64>().ok().map(Duration::from_secs)
+    })
+}
+
+/// `Keep-Alive` (not in `http::header`: HTTP/1.0's, deprecated, but still sent).
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
 fn has_token(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get_all(header::CONNECTION)

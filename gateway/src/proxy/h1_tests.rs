@@ -244,6 +244,25 @@ async fn connection_close_and_http10_are_not_kept() {
     }
 }
 
+#[test]
+fn an_announced_keep_alive_timeout_is_read() {
+    let secs = |n| Some(Duration::from_secs(n));
+    for (response, limit) in [
+        (&b"HTTP/1.1 200 OK\r\nkeep-alive: timeout=5\r\ncontent-length: 0\r\n\r\n"[..], secs(5)),
+        (b"HTTP/1.1 200 OK\r\nKeep-Alive: max=100, Timeout = 15\r\ncontent-length: 0\r\n\r\n", secs(15)),
+        (b"HTTP/1.1 200 OK\r\nkeep-alive: timeout=\"2\"\r\ncontent-length: 0\r\n\r\n", secs(2)),
+        (b"HTTP/1.1 200 OK\r\nkeep-alive: timeout=-1\r\ncontent-length: 0\r\n\r\n", None),
+        (b"HTTP/1.1 200 OK\r\nkeep-alive: max=5\r\ncontent-length: 0\r\n\r\n", None),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", None),
+        // Not kept anyway: the announcement does not matter.
+        (b"HTTP/1.1 200 OK\r\nconnection: close\r\nkeep-alive: timeout=5\r\ncontent-length: 0\r\n\r\n", None),
+    ] {
+        let mut buf = BytesMut::from(response);
+        let head = parse_head(&mut buf, &Method::POST).unwrap().unwrap();
+        assert_eq!(head.body.idle_limit, limit, "{}", String::from_utf8_lossy(response));
+    }
+}
+
 #[tokio::test]
 async fn no_body_after_head_204_and_304() {
     let cases: [(Method, &'static [u8]); 3] = [

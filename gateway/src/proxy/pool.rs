@@ -129,7 +129,23 @@ struct Target {
 /// An idle HTTP/1.1 connection.
 struct Idle {
     conn: h1::Conn,
-    since: Instant,
+    /// Not used after this: `idle_timeout` after it went idle, or sooner when the backend
+    /// said it closes idle connections sooner (`Keep-Alive: timeout=N`).
+    expires: Instant,
+}
+
+/// Taken off a backend's announced keep-alive timeout: a connection is not sent a request
+/// within this long of the backend's own close, which could cross it on the wire (a request
+/// that is not idempotent cannot be sent again and would fail).
+const KEEP_ALIVE_MARGIN: Duration = Duration::from_secs(1);
+
+/// How long a connection may stay idle in the pool: `idle_timeout`, or less than the backend's
+/// announced limit by [`KEEP_ALIVE_MARGIN`]; `None` when that leaves no time (not pooled).
+fn idle_limit(idle_timeout: Duration, announced: Option<Duration>) -> Option<Duration> {
+    match announced {
+        None => Some(idle_timeout),
+        Some(limit) => limit.checked_sub(KEEP_ALIVE_MARGIN).filter(|l| !l.is_zero()).map(|l| l.min(idle_timeout)),
+    }
 }
 
 /// A shared HTTP/2 connection and its open streams.
@@ -274,15 +290,17 @@ impl Pool {
         }
     }
 
-    /// The most recently used idle connection that has not outlived `idle_timeout`.
+    /// The most recently used idle connection that has not expired.
     fn pop_idle(&self) -> Option<Idle> {
         let mut idle = lock(&self.idle);
         let top = idle.pop()?;
-        if top.since.elapsed() <= self.idle_timeout {
+        let now = Instant::now();
+        if top.expires > now {
             return Some(top);
         }
-        // The top is the youngest: everything below it is older still.
-        idle.clear();
+        // The top is the youngest: below it are older ones, expired too unless the backend
+        // announced a longer keep-alive for them.
+        idle.retain(|i| i.expires > now);
         None
     }
 
@@ -408,14 +426,17 @@ impl Pool {
         Ok(Conn::H2 { tx, slot, reused: false })
     }
 
-    /// Put an HTTP/1.1 connection whose exchange is over back on the stack.
-    fn checkin(&self, conn: h1::Conn) {
+    /// Put an HTTP/1.1 connection whose exchange is over back on the stack; `announced` is
+    /// the backend's keep-alive timeout from the last response.
+    fn checkin(&self, conn: h1::Conn, announced: Option<Duration>) {
         if self.max_idle == 0 {
             return;
         }
+        let Some(limit) = idle_limit(self.idle_timeout, announced) else { return };
+        let expires = Instant::now() + limit;
         let mut idle = lock(&self.idle);
         if idle.len() < self.max_idle {
-            idle.push(Idle { conn, since: Instant::now() });
+            idle.push(Idle { conn, expires });
         }
     }
 
@@ -435,7 +456,8 @@ impl Pool {
                 tick.tick().await;
                 let Some(pool) = pool.upgrade() else { return };
                 let timeout = pool.idle_timeout;
-                lock(&pool.idle).retain_mut(|i| i.since.elapsed() <= timeout && i.conn.is_reusable());
+                let now = Instant::now();
+                lock(&pool.idle).retain_mut(|i| i.expires > now && i.conn.is_reusable());
                 // An HTTP/2 connection without streams for `idle_timeout` is let go (hyper
                 // closes it once its last handle is dropped), as HTTP/1.1 ones are.
                 lock(&pool.h2).retain(|c| !c.tx.is_closed() && c.streams.idle_for().is_none_or(|d| d <= timeout));

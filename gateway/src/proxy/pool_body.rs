@@ -68,7 +68,7 @@ impl PooledBody {
         if let Inner::H1 { pool, conn, dec } = &mut self.inner {
             if dec.is_done() {
                 if let Some(c) = conn.take().filter(|c| dec.keep_alive && c.is_clean()) {
-                    pool.checkin(c);
+                    pool.checkin(c, dec.idle_limit);
                 }
             }
         }

@@ -160,6 +160,53 @@ async fn a_connection_closed_by_the_backend_is_replaced() {
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
 
+#[test]
+fn an_announced_keep_alive_timeout_shortens_the_idle_limit() {
+    let s = Duration::from_secs;
+    assert_eq!(idle_limit(s(90), None), Some(s(90)));
+    assert_eq!(idle_limit(s(90), Some(s(5))), Some(s(4)));
+    assert_eq!(idle_limit(s(3), Some(s(300))), Some(s(3)));
+    assert_eq!(idle_limit(s(90), Some(s(1))), None);
+    assert_eq!(idle_limit(s(90), Some(s(0))), None);
+}
+
+/// A backend that announces `Keep-Alive: timeout=N` (as Node.js does, 5 s by default) closes
+/// idle connections after N s: the pool does not reuse one within a second of that.
+#[tokio::test]
+async fn a_backends_keep_alive_timeout_is_honoured() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        for n in 0..10 {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            // The first connection announces 1 s (too short to reuse), the others 2 s.
+            let timeout = if n == 0 { 1 } else { 2 };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while s.read(&mut buf).await.is_ok_and(|n| n > 0) {
+                    let head =
+                        format!("HTTP/1.1 200 OK\r\nkeep-alive: timeout={timeout}\r\ncontent-length: 2\r\n\r\nok");
+                    if s.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let pool = pool(&url, false, &pool_config());
+    assert_eq!(exchange(&pool, &url).await, "ok");
+    assert_eq!(pool.connections(), (0, 0), "1 s leaves no time to reuse it");
+    assert_eq!(exchange(&pool, &url).await, "ok");
+    assert_eq!(exchange(&pool, &url).await, "ok");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "2 s: reused at once");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(exchange(&pool, &url).await, "ok");
+    assert_eq!(accepted.load(Ordering::SeqCst), 3, "not reused a second before the backend's close");
+}
+
 /// Start `n` exchanges at once and wait (bounded) until `n` streams are open on `conns`
 /// HTTP/2 connections; the exchanges finish when the backend's gate lets them.
 async fn open_all(pool: &Arc<Pool>, url: &str, n: usize, conns: usize) -> Vec<tokio::task::JoinHandle<String>> {
