@@ -216,6 +216,9 @@ fn serve(cfg: Config, args: &RunArgs) -> anyhow::Result<()> {
         let gw = mcp_gateway::start(cfg.clone()).await.context("starting mcp-gateway")?;
         let (data, admin) = (gw.data_addr(), gw.admin_addr());
         notify::notify_or_log(&format!("READY=1\nSTATUS=serving MCP on {data}, admin on {admin}"));
+        if let Some(every) = notify::watchdog_interval() {
+            tokio::spawn(notify::watchdog(every));
+        }
         let mut running = cfg;
         let mut signals = Signals::new();
         while signals.next().await == Signal::Reload {

@@ -274,6 +274,51 @@ async fn notify_socket_gets_ready_and_stopping() {
     .await;
 }
 
+/// With `WatchdogSec=` (`WATCHDOG_USEC`, here 300 ms): `WATCHDOG=1` at half the period after
+/// `READY=1`; not at all when `WATCHDOG_PID` names another process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchdog_pings_reach_the_service_manager() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write(
+            dir.path(),
+            "gateway.yaml",
+            "server:\n  host: 127.0.0.1\n  port: 0\nadmin:\n  host: 127.0.0.1\n  port: 0\n\
+             backends:\n  - name: a\n    url: http://127.0.0.1:9/mcp\n",
+        );
+        for (pid, expect) in [(None, true), (Some("1"), false)] {
+            let socket_path = dir.path().join(format!("notify-{expect}.sock"));
+            let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+            let mut cmd = gateway(&["--config", &config]);
+            cmd.env("NOTIFY_SOCKET", &socket_path).env("WATCHDOG_USEC", "300000");
+            if let Some(pid) = pid {
+                cmd.env("WATCHDOG_PID", pid);
+            }
+            let mut gw = Proc::spawn(cmd);
+            assert!(notification(&socket).await.lines().any(|l| l == "READY=1"));
+            let started = tokio::time::Instant::now();
+            let mut pings = 0;
+            let mut buf = vec![0u8; 4096];
+            while let Ok(Ok(n)) =
+                tokio::time::timeout_at(started + Duration::from_millis(1000), socket.recv(&mut buf)).await
+            {
+                assert_eq!(&buf[..n], b"WATCHDOG=1", "{:?}", String::from_utf8_lossy(&buf[..n]));
+                pings += 1;
+            }
+            if expect {
+                // Every 150 ms for 1 s: 7 expected; a loaded machine may delay a few.
+                assert!((3..=8).contains(&pings), "{pings} pings in 1 s:\n{}", gw.output());
+            } else {
+                assert_eq!(pings, 0, "pings meant for pid 1 were sent");
+            }
+            gw.signal("TERM");
+            let exit = gw.wait_exit(Duration::from_secs(10)).await.expect("no exit after SIGTERM");
+            assert_eq!(exit.code(), Some(0), "{}", gw.output());
+        }
+    })
+    .await;
+}
+
 /// The gateway's JSON "listening" log line (`data_addr`, `admin_addr`), once it is serving.
 async fn listening(gw: &mut Proc) -> Value {
     let line = gw.wait_line(Pipe::Stderr, Duration::from_secs(10), |l| l.contains("\"data_addr\"")).await;

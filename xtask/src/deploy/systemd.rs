@@ -75,6 +75,16 @@ pub fn check(unit: &str, config: &Yaml, default: &Yaml, notifies: bool) -> Vec<S
         )),
         _ => {}
     }
+    match duration(one("WatchdogSec")).filter(|d| !d.is_zero()) {
+        None => p.push(
+            "no WatchdogSec: the gateway sends WATCHDOG=1, but systemd would not restart one whose runtime hangs"
+                .into(),
+        ),
+        Some(d) if d < Duration::from_secs(10) => p.push(format!(
+            "WatchdogSec {d:?} is under 10s: a loaded host can delay a ping past it and the gateway is killed"
+        )),
+        Some(_) => {}
+    }
     let start = one("ExecStart");
     let config_path = config_arg(start).unwrap_or_default();
     if !start.contains(" run ") || config_path.is_empty() {

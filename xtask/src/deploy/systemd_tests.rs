@@ -43,6 +43,8 @@ fn broken_units_are_reported() {
         ("/bin/kill -HUP $MAINPID", "/bin/kill -TERM $MAINPID", "SIGHUP"),
         ("TimeoutStopSec=45s", "TimeoutStopSec=30s", "TimeoutStopSec"),
         ("LimitNOFILE=1048576", "LimitNOFILE=1024", "LimitNOFILE"),
+        ("WatchdogSec=30s\n", "", "no WatchdogSec"),
+        ("WatchdogSec=30s", "WatchdogSec=2s", "under 10s"),
         ("AmbientCapabilities=CAP_BPF ", "AmbientCapabilities=", "AmbientCapabilities lacks CAP_BPF"),
         (
             "CapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN",
