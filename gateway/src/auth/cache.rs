@@ -78,12 +78,13 @@ impl VerdictCache {
     }
 
     /// The remembered verdict for a credential seen lately (compared whole, not hashed),
-    /// if still valid at `now` (Unix seconds). Holds only what [`lookup`](Self::lookup)
+    /// if still valid at `now` (Unix seconds). Holds only what [`lookup_digest`](Self::lookup_digest)
     /// found or [`insert`](Self::insert) stored, so a hit's bytes are a checked credential.
     pub fn recent(&self, credential: &[u8], now: u64) -> Option<Verdict> {
         self.recent.get(credential, now, self.epoch.load(Ordering::Acquire))
     }
 
+    #[cfg(test)]
     /// The remembered verdict for `credential` at `now` (Unix seconds): first among the
     /// recent credentials, else by digest (then remembered as recent).
     pub fn lookup(&self, credential: &str, now: u64) -> Lookup {
@@ -93,7 +94,7 @@ impl VerdictCache {
         }
     }
 
-    /// [`lookup`](Self::lookup) for a credential [`recent`](Self::recent) has just missed:
+    /// The lookup for a credential [`recent`](Self::recent) has just missed:
     /// by digest only (then remembered as recent).
     pub fn lookup_digest(&self, credential: &str, now: u64) -> Lookup {
         let epoch = self.epoch.load(Ordering::Acquire);
@@ -121,6 +122,7 @@ impl VerdictCache {
         self.recent.put(credential.as_bytes(), verdict, until, epoch);
     }
 
+    #[cfg(test)]
     /// The remembered verdict for `key`, if still valid at `now` (Unix seconds).
     pub fn get(&self, key: &CredentialDigest, now: u64) -> Option<Verdict> {
         self.entry(key, now, self.epoch.load(Ordering::Acquire)).map(|(verdict, _)| verdict)
@@ -132,6 +134,7 @@ impl VerdictCache {
         (entry.until >= now && entry.epoch == epoch).then(|| (entry.verdict.clone(), entry.until))
     }
 
+    #[cfg(test)]
     /// Remember `verdict` for `key` until `until` (Unix seconds).
     pub fn put(&self, key: CredentialDigest, verdict: Verdict, until: u64, now: u64) {
         self.put_at(key, verdict, until, now, self.epoch.load(Ordering::Acquire));
