@@ -13,7 +13,7 @@ use mcp_gateway::notify;
 /// mimalloc: fewer instructions per allocation than glibc malloc on the request path
 /// (about 30 allocations per proxied `tools/call`), and idle RSS stays small.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: mcp_gateway_alloc::Allocator = mcp_gateway_alloc::Allocator;
 
 #[derive(Debug, Parser)]
 #[command(name = "mcp-gateway", version = mcp_gateway::VERSION, about = "Edge gateway for MCP servers", long_about = None)]

@@ -14,7 +14,7 @@ use crate::step;
 /// Limit for `cargo build`.
 const BUILD_LIMIT: Duration = Duration::from_secs(40 * 60);
 /// Packages whose tests `cargo xtask test` runs.
-pub const TEST_PACKAGES: [&str; 3] = ["mcp-gateway", "mcp-gateway-tests", "xtask"];
+pub const TEST_PACKAGES: [&str; 4] = ["mcp-gateway", "mcp-gateway-alloc", "mcp-gateway-tests", "xtask"];
 
 /// Options of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
@@ -146,11 +146,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cargo_test_covers_the_three_packages_and_forwards_extra_args() {
+    fn cargo_test_covers_the_packages_and_forwards_extra_args() {
         let args = cargo_test_args(&["e2e".to_owned(), "--".to_owned(), "--nocapture".to_owned()]);
         assert_eq!(
             args,
-            ["test", "-p", "mcp-gateway", "-p", "mcp-gateway-tests", "-p", "xtask", "e2e", "--", "--nocapture"]
+            [
+                "test",
+                "-p",
+                "mcp-gateway",
+                "-p",
+                "mcp-gateway-alloc",
+                "-p",
+                "mcp-gateway-tests",
+                "-p",
+                "xtask",
+                "e2e",
+                "--",
+                "--nocapture"
+            ]
         );
     }
 
