@@ -56,6 +56,10 @@ struct RunArgs {
     /// A backend MCP server; repeat for several. Replaces a config backend of the same name.
     #[arg(long = "backend", value_name = "NAME=URL")]
     backends: Vec<String>,
+    /// This gateway's node among xdp.nodes, overriding xdp.local_node (one config file for all
+    /// nodes; in a DaemonSet set the variable from spec.nodeName).
+    #[arg(long, value_name = "NAME", env = "MCP_GATEWAY_XDP_LOCAL_NODE")]
+    xdp_local_node: Option<String>,
     /// Tokio worker threads (default: one per CPU); 1 runs everything on one thread.
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
@@ -82,18 +86,17 @@ fn main() -> ExitCode {
 }
 
 fn load(args: &RunArgs) -> Result<Config, ConfigErrors> {
-    let mut cfg = match &args.config {
-        Some(path) => config::load_file(path)?,
-        None => config::load_str(config::DEFAULT_CONFIG_YAML, "<embedded default config>")?,
-    };
     let overrides = Overrides {
         listen: args.listen,
         admin_listen: args.admin_listen,
         session_key_file: args.session_key_file.clone(),
         backends: args.backends.clone(),
+        xdp_local_node: args.xdp_local_node.clone(),
     };
-    cfg.apply_overrides(&overrides)?;
-    Ok(cfg)
+    match &args.config {
+        Some(path) => config::load_file_with(path, &overrides),
+        None => config::load_str_with(config::DEFAULT_CONFIG_YAML, "<embedded default config>", &overrides),
+    }
 }
 
 fn source_name(args: &RunArgs) -> String {

@@ -7,7 +7,8 @@
 //! 2. `schema` walks that tree into a [`Config`], starting from the
 //!    defaults in `model` (unknown keys, types, ranges, durations, sizes,
 //!    files that must exist);
-//! 3. [`Config::apply_overrides`] lays the command-line flags on top.
+//! 3. [`Config::apply_overrides`] lays the command-line flags on top
+//!    ([`load_file_with`] and [`load_str_with`] run all three).
 
 mod auth;
 mod auth_schema;
@@ -41,29 +42,49 @@ pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yaml");
 /// reported as a single error at line 0.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        let message = match e.kind() {
-            std::io::ErrorKind::NotFound => "config file not found".to_owned(),
-            std::io::ErrorKind::InvalidData => "config file is not valid UTF-8".to_owned(),
-            _ => format!("cannot read config file: {e}"),
-        };
-        ConfigErrors(vec![ConfigError::new(&file, 0, 0, "", message)])
-    })?;
-    load(&text, &file, path.parent().unwrap_or(Path::new("")))
+    let text = read_file(path, &file)?;
+    load(&text, &file, path.parent().unwrap_or(Path::new("")), &Overrides::default())
+}
+
+/// [`load_file`], then `overrides` on top. A value a flag supplies need not be in the file
+/// (`xdp.local_node` with `xdp.nodes`: one file for every node, each told its name).
+pub fn load_file_with(path: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = read_file(path, &file)?;
+    load(&text, &file, path.parent().unwrap_or(Path::new("")), overrides)
 }
 
 /// Loads and validates config text; `source_name` is the "file" in errors.
 /// Relative file paths are resolved against the current directory.
 pub fn load_str(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
-    load(text, source_name, Path::new(""))
+    load(text, source_name, Path::new(""), &Overrides::default())
 }
 
-fn load(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+/// [`load_str`], then `overrides` on top (see [`load_file_with`]).
+pub fn load_str_with(text: &str, source_name: &str, overrides: &Overrides) -> Result<Config, ConfigErrors> {
+    load(text, source_name, Path::new(""), overrides)
+}
+
+/// The config file's text, or one error at line 0 saying why it cannot be read.
+fn read_file(path: &Path, file: &str) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        let message = match e.kind() {
+            std::io::ErrorKind::NotFound => "config file not found".to_owned(),
+            std::io::ErrorKind::InvalidData => "config file is not valid UTF-8".to_owned(),
+            _ => format!("cannot read config file: {e}"),
+        };
+        ConfigErrors(vec![ConfigError::new(file, 0, 0, "", message)])
+    })
+}
+
+fn load(text: &str, file: &str, base_dir: &Path, overrides: &Overrides) -> Result<Config, ConfigErrors> {
     let (root, mut errors) = tree::parse(text, file);
     let mut walker = walk::Walker::new(file, base_dir);
-    let config = schema::build(&mut walker, root.as_ref());
+    walker.local_node_from_flag = overrides.xdp_local_node.is_some();
+    let mut config = schema::build(&mut walker, root.as_ref());
     errors.append(&mut walker.errors);
     ConfigErrors::check(errors)?;
+    config.apply_overrides(overrides)?;
     Ok(config)
 }
 

@@ -24,6 +24,9 @@ pub struct Overrides {
     pub session_key_file: Option<PathBuf>,
     /// `--backend NAME=URL`, raw: replaces the file's backend of that name, else is appended.
     pub backends: Vec<String>,
+    /// `--xdp-local-node NAME` (`MCP_GATEWAY_XDP_LOCAL_NODE`): replaces `xdp.local_node`; must be
+    /// one of `xdp.nodes`. Lets every node of a fleet share one file.
+    pub xdp_local_node: Option<String>,
 }
 
 impl Config {
@@ -70,6 +73,19 @@ impl Config {
             match next.backends.iter_mut().find(|b| b.name == backend.name) {
                 Some(existing) => *existing = backend,
                 None => next.backends.push(backend),
+            }
+        }
+        if let Some(name) = &o.xdp_local_node {
+            if next.xdp.nodes.iter().any(|n| &n.name == name) {
+                next.xdp.local_node = Some(name.clone());
+            } else {
+                let names: Vec<&str> = next.xdp.nodes.iter().map(|n| n.name.as_str()).collect();
+                let message = if names.is_empty() {
+                    format!("{name:?} names this gateway's node, but the config lists no xdp.nodes")
+                } else {
+                    format!("{name:?} is not in xdp.nodes (names: {})", names.join(", "))
+                };
+                errors.push(ConfigError::new("--xdp-local-node", 0, 0, "xdp.local_node", message));
             }
         }
         ConfigErrors::check(errors)?;

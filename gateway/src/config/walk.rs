@@ -19,6 +19,9 @@ pub(super) struct Walker<'a> {
     base_dir: &'a Path,
     /// Everything found so far.
     pub errors: Vec<ConfigError>,
+    /// `xdp.local_node` is given by `--xdp-local-node` (or its environment variable), so the
+    /// file need not name it even when it lists `xdp.nodes`.
+    pub local_node_from_flag: bool,
 }
 
 /// A mapping whose keys have been checked against the allowed set.
@@ -78,7 +81,7 @@ pub(super) fn check_http_path(path: &str) -> Result<(), String> {
 impl<'a> Walker<'a> {
     /// A walker for `file`; relative file paths resolve against `base_dir`.
     pub fn new(file: &'a str, base_dir: &'a Path) -> Self {
-        Self { file, base_dir, errors: Vec::new() }
+        Self { file, base_dir, errors: Vec::new(), local_node_from_flag: false }
     }
 
     /// Records an error at `pos`.

@@ -306,9 +306,15 @@ pub(super) fn read_xdp(w: &mut Walker<'_>, node: Option<&Node>) -> XdpConfig {
                 }
             }
         }
-        (None, Some(nodes)) => {
-            w.error(nodes.pos, &local_key, "required when xdp.nodes is set: the name of this gateway's own node");
+        (None, Some(nodes)) if !w.local_node_from_flag => {
+            w.error(
+                nodes.pos,
+                &local_key,
+                "required when xdp.nodes is set: the name of this gateway's own node \
+                 (here, or with --xdp-local-node / MCP_GATEWAY_XDP_LOCAL_NODE)",
+            );
         }
+        (None, Some(_)) => {}
         (None, None) => {}
     }
     x

@@ -124,7 +124,8 @@ fn nodes_need_a_local_node_and_interfaces_valid_names() {
     assert_eq!(
         errs,
         [
-            "t.yaml:3:5: xdp.local_node: required when xdp.nodes is set: the name of this gateway's own node",
+            "t.yaml:3:5: xdp.local_node: required when xdp.nodes is set: the name of this gateway's own node (here, \
+             or with --xdp-local-node / MCP_GATEWAY_XDP_LOCAL_NODE)",
             "t.yaml:4:22: xdp.interfaces[1]: interface \"eth0\" is listed twice",
             "t.yaml:4:28: xdp.interfaces[2]: invalid interface name \"a/b\": 1 to 15 characters without '/', ':' or \
              spaces",
@@ -160,4 +161,28 @@ fn health_errors_are_reported_at_their_key() {
     assert!(errs.iter().any(|e| e.starts_with("t.yaml:3:15: xdp.health.interval: must be greater than zero")));
     assert!(errs.iter().any(|e| e.contains("xdp.health.unhealthy_threshold: must be between 1 and 1000")));
     assert!(errs.iter().any(|e| e.contains("xdp.health.port: must be between 0 and 65535")));
+}
+
+/// One file for every node: each gateway is told its node by `--xdp-local-node`, which beats
+/// the file's `local_node` and must name one of `xdp.nodes`.
+#[test]
+fn the_local_node_may_come_from_the_flag() {
+    use crate::config::{Overrides, load_str_with};
+    let shared = "xdp:\n  nodes:\n    - {name: a, address: 10.0.0.1}\n    - {name: b, address: 10.0.0.2}\n";
+    let flag = |name: &str| Overrides { xdp_local_node: Some(name.to_owned()), ..Overrides::default() };
+    let cfg = load_str_with(shared, "t.yaml", &flag("b")).unwrap();
+    assert_eq!(cfg.xdp.local_node.as_deref(), Some("b"));
+    let pinned = format!("{shared}  local_node: a\n");
+    assert_eq!(load_str_with(&pinned, "t.yaml", &flag("b")).unwrap().xdp.local_node.as_deref(), Some("b"));
+    let msgs = |e: crate::config::ConfigErrors| e.0.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        msgs(load_str_with(shared, "t.yaml", &flag("c")).unwrap_err()),
+        ["--xdp-local-node:0:0: xdp.local_node: \"c\" is not in xdp.nodes (names: a, b)"]
+    );
+    assert_eq!(
+        msgs(load_str_with("xdp:\n  enabled: false\n", "t.yaml", &flag("a")).unwrap_err()),
+        ["--xdp-local-node:0:0: xdp.local_node: \"a\" names this gateway's node, but the config lists no xdp.nodes"]
+    );
+    // Without the flag the file must name it, as before.
+    assert!(load_str_with(shared, "t.yaml", &Overrides::default()).is_err());
 }

@@ -20,6 +20,7 @@ fn gateway(args: &[&str]) -> Command {
         .env_remove("LOG_LEVEL")
         .env_remove("LOG_FORMAT")
         .env_remove("MCP_GATEWAY_CONFIG")
+        .env_remove("MCP_GATEWAY_XDP_LOCAL_NODE")
         .env_remove("NOTIFY_SOCKET");
     cmd
 }
@@ -84,6 +85,46 @@ async fn valid_config_flags_and_keygen() {
             assert!(k.bytes().all(|b| b.is_ascii_hexdigit()), "{out:?}");
         }
         assert_ne!(first, second, "keygen printed the same key twice");
+    })
+    .await;
+}
+
+/// A fleet shares one file listing `xdp.nodes`; each gateway learns its own node from the
+/// environment (a DaemonSet's `spec.nodeName`) or the flag, which wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_node_comes_from_the_environment_or_the_flag() {
+    bounded(async {
+        let dir = tempfile::tempdir().unwrap();
+        let shared =
+            "xdp:\n  nodes:\n    - {name: node-a, address: 10.0.0.1}\n    - {name: node-b, address: 10.0.0.2}\n";
+        let file = write(dir.path(), "fleet.yaml", shared);
+        let validate = |env: Option<&str>, flag: Option<&str>| {
+            let mut args = vec!["validate", "--config", file.as_str()];
+            args.extend(flag.map(|f| ["--xdp-local-node", f]).into_iter().flatten());
+            let mut cmd = gateway(&args);
+            if let Some(v) = env {
+                cmd.env("MCP_GATEWAY_XDP_LOCAL_NODE", v);
+            }
+            run_to_end(cmd)
+        };
+        let (status, _, stderr) = validate(None, None).await;
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("xdp.local_node: required") && stderr.contains("MCP_GATEWAY_XDP_LOCAL_NODE"),
+            "{stderr}"
+        );
+        let (status, _, stderr) = validate(Some("node-b"), None).await;
+        assert_eq!(status.code(), Some(0), "{stderr}");
+        let (status, _, stderr) = validate(Some("node-c"), Some("node-a")).await;
+        assert_eq!(status.code(), Some(0), "the flag should beat the environment: {stderr}");
+        let (status, _, stderr) = validate(Some("node-c"), None).await;
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(
+                "--xdp-local-node:0:0: xdp.local_node: \"node-c\" is not in xdp.nodes (names: node-a, node-b)"
+            ),
+            "{stderr}"
+        );
     })
     .await;
 }
