@@ -5,8 +5,8 @@
 //!   ports and paths against the admin listener, the `--config` path back to the ConfigMap key,
 //!   the bpffs mount for `xdp.pin_path`, capabilities for `xdp.enabled`, grace period against
 //!   `server.shutdown_timeout`, the session-key Secret, scrape annotations; the same for the unit;
-//! - the shipped configs through the real `mcp-gateway validate`, rendered for every node by
-//!   the image's own `mcp-gateway-render`;
+//! - the shipped configs through the real `mcp-gateway validate`, as every listed node (the
+//!   node named by `MCP_GATEWAY_XDP_LOCAL_NODE`, as the DaemonSet sets it);
 //! - Kubernetes JSON schemas, strict (unknown fields are errors), with `kubernetes-validate`
 //!   from the e2e venv (`tests/py/requirements.txt`), on the files and on `kubectl kustomize`
 //!   output when kubectl is installed;
@@ -28,10 +28,10 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 /// Limit for one external check (validate, schema, kustomize, systemd-analyze).
 const TOOL_LIMIT: Duration = Duration::from_secs(120);
-/// The placeholder `mcp-gateway-render` replaces with the node name.
-pub const NODE_PLACEHOLDER: &str = "@NODE_NAME@";
-/// Where the image installs the render script (deploy/Dockerfile).
-pub const RENDER_BIN: &str = "/usr/local/bin/mcp-gateway-render";
+/// The variable that tells a pod which of `xdp.nodes` it is (`--xdp-local-node`).
+pub const LOCAL_NODE_ENV: &str = "MCP_GATEWAY_XDP_LOCAL_NODE";
+/// Where the image installs the gateway (deploy/Dockerfile).
+pub const GATEWAY_IN_IMAGE: &str = "/usr/local/bin/mcp-gateway";
 
 /// The files of one directory, by name (so tests can break a copy in memory).
 pub type Files = BTreeMap<String, String>;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::RENDER_BIN;
+use super::GATEWAY_IN_IMAGE;
 
 /// GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to hyphens.
 pub fn anchor(heading: &str) -> String {
@@ -95,19 +95,21 @@ mod tests {
         assert!(readme[section..].contains("(deploy/README.md)"));
     }
 
-    /// The image has what the DaemonSet runs: the render script at [`RENDER_BIN`] (copied from
-    /// the file the tests run) and the gateway as entrypoint, built by the two stages.
+    /// The image has what the DaemonSet runs: the gateway at [`GATEWAY_IN_IMAGE`] (its init
+    /// container runs `validate` from there) and as entrypoint, built by the two stages.
     #[test]
     fn the_dockerfile_installs_what_the_manifests_run() {
         let root = crate::repo_root();
         let dockerfile = std::fs::read_to_string(root.join("deploy/Dockerfile")).unwrap();
         let copies: Vec<Vec<&str>> = dockerfile
             .lines()
-            .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
-            .map(|l| l.split_whitespace().skip(1).collect())
+            .filter(|l| l.starts_with("COPY --from=build "))
+            .map(|l| l.split_whitespace().skip(2).collect())
             .collect();
-        let render = copies.iter().find(|c| c.last() == Some(&RENDER_BIN)).expect("COPY of the render script");
-        assert!(root.join(render[0]).is_file(), "{} is missing", render[0]);
+        assert!(
+            copies.iter().any(|c| c.last() == Some(&GATEWAY_IN_IMAGE)),
+            "no COPY of the gateway to {GATEWAY_IN_IMAGE}"
+        );
         let froms: Vec<&str> = dockerfile.lines().filter(|l| l.starts_with("FROM ")).collect();
         assert!(
             froms.len() == 2 && froms[0].contains("rust:") && froms[1].contains("debian:bookworm-slim"),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use yaml_rust2::Yaml;
 
-use super::{Facts, Files, NODE_PLACEHOLDER, RENDER_BIN, facts, list, parse, text, under};
+use super::{Facts, Files, GATEWAY_IN_IMAGE, LOCAL_NODE_ENV, facts, list, parse, text, under};
 
 /// The file of the gateway config inside the base.
 pub const CONFIG_FILE: &str = "config.yaml";
@@ -18,7 +18,7 @@ pub struct Base {
     pub kustomization: Yaml,
     /// The objects of every listed resource file.
     pub objects: Vec<Yaml>,
-    /// The gateway config (a template: `@NODE_NAME@` in `xdp.local_node`).
+    /// The gateway config, the same for every node (`xdp.local_node` comes from the environment).
     pub config: Yaml,
     /// The name of the generated ConfigMap holding the config.
     pub config_map: String,
@@ -136,9 +136,9 @@ pub fn check(base: &Base, default: &Yaml) -> Vec<String> {
     check_config_source(base, pod, gw, &config_path, &mut p);
     check_ports_and_probes(&f, gw, &mut p);
     check_xdp(&f, pod, gw, &mut p);
+    check_local_node(&f, pod, gw, &mut p);
     if let Some(key) = &f.key_file {
-        let renders = list(&pod["initContainers"]).iter().filter(|c| is_render(c));
-        for c in std::iter::once(gw).chain(renders) {
+        for c in std::iter::once(gw).chain(validators(pod)) {
             match volume_of(pod, c, key) {
                 Some((v, _, _)) if !v["secret"].is_badvalue() => {}
                 _ => p.push(format!(
@@ -218,12 +218,17 @@ fn check_container_basics(base: &Base, c: &Yaml, p: &mut Vec<String>) {
     }
 }
 
-fn is_render(c: &Yaml) -> bool {
-    list(&c["command"]).first().and_then(text).as_deref() == Some(RENDER_BIN)
+/// The init containers that run the gateway's `validate`.
+fn validators(pod: &Yaml) -> impl Iterator<Item = &Yaml> {
+    list(&pod["initContainers"]).iter().filter(|c| {
+        let cmd: Vec<String> = list(&c["command"]).iter().chain(list(&c["args"])).filter_map(text).collect();
+        cmd.first().map(String::as_str) == Some(GATEWAY_IN_IMAGE) && cmd.iter().any(|a| a == "validate")
+    })
 }
 
-/// The `--config` file must come from the generated ConfigMap: mounted directly, or rendered
-/// from it by `mcp-gateway-render` in an init container into a volume both share.
+/// The `--config` file must be a key of the generated ConfigMap, mounted directly, and an init
+/// container must validate that same file first, so a bad config stops the pod at `Init` with
+/// every error in its log instead of crash-looping the gateway.
 fn check_config_source(base: &Base, pod: &Yaml, gw: &Yaml, config_path: &str, p: &mut Vec<String>) {
     let from_config_map = |c: &Yaml, path: &str| match volume_of(pod, c, path) {
         Some((v, _, inside)) => {
@@ -232,40 +237,48 @@ fn check_config_source(base: &Base, pod: &Yaml, gw: &Yaml, config_path: &str, p:
         }
         None => false,
     };
-    if from_config_map(gw, config_path) {
-        return;
-    }
-    let templated = text(&base.config["xdp"]["local_node"]).is_some_and(|n| n.contains(NODE_PLACEHOLDER));
-    let Some((volume, _, inside)) = volume_of(pod, gw, config_path) else {
-        p.push(format!("--config {config_path} is on no volume of the gateway container"));
-        return;
-    };
-    let render = list(&pod["initContainers"]).iter().find(|c| is_render(c));
-    let Some(render) = render else {
+    if !from_config_map(gw, config_path) {
         p.push(format!(
-            "--config {config_path} is neither a key of ConfigMap {} nor rendered from it",
-            base.config_map
-        ));
-        return;
-    };
-    let cmd: Vec<String> = list(&render["command"]).iter().filter_map(text).collect();
-    let (source, target) = (cmd.get(1).cloned().unwrap_or_default(), cmd.get(2).cloned().unwrap_or_default());
-    let same_file = volume_of(pod, render, &target).is_some_and(|(v, _, i)| v == volume && i == inside);
-    if !same_file {
-        p.push(format!("the init container renders {target}, not the gateway's --config {config_path}"));
-    }
-    if !from_config_map(render, &source) {
-        p.push(format!(
-            "the init container renders from {source}, which is not a key of ConfigMap {}",
+            "--config {config_path} is not a key of ConfigMap {} mounted in the gateway container",
             base.config_map
         ));
     }
-    let node_env = list(&render["env"]).iter().any(|e| {
-        e["name"].as_str() == Some("NODE_NAME")
-            && e["valueFrom"]["fieldRef"]["fieldPath"].as_str() == Some("spec.nodeName")
+    let validated = validators(pod).any(|c| {
+        let cmd: Vec<String> = list(&c["command"]).iter().chain(list(&c["args"])).filter_map(text).collect();
+        let path = cmd.iter().skip_while(|a| *a != "--config").nth(1).cloned().unwrap_or_default();
+        path == config_path && from_config_map(c, &path)
     });
-    if templated && !node_env {
-        p.push("the init container needs NODE_NAME from fieldRef spec.nodeName for xdp.local_node".into());
+    if !validated {
+        p.push(format!(
+            "no init container runs `{GATEWAY_IN_IMAGE} validate --config {config_path}` on the ConfigMap: \
+             a bad config would crash-loop the gateway instead of stopping the pod at Init"
+        ));
+    }
+}
+
+/// With `xdp.nodes`, every pod is another node: the shared file names none, and the gateway
+/// and its validating init container learn their node from [`LOCAL_NODE_ENV`].
+fn check_local_node(f: &Facts, pod: &Yaml, gw: &Yaml, p: &mut Vec<String>) {
+    if f.nodes.is_empty() {
+        return;
+    }
+    if let Some(node) = &f.local_node {
+        p.push(format!(
+            "xdp.local_node {node:?} is in the shared ConfigMap: every pod would claim that node; leave it out \
+             (the DaemonSet sets {LOCAL_NODE_ENV} from spec.nodeName)"
+        ));
+    }
+    for c in std::iter::once(gw).chain(validators(pod)) {
+        let from_node_name = list(&c["env"]).iter().any(|e| {
+            e["name"].as_str() == Some(LOCAL_NODE_ENV)
+                && e["valueFrom"]["fieldRef"]["fieldPath"].as_str() == Some("spec.nodeName")
+        });
+        if !from_node_name {
+            p.push(format!(
+                "container {} needs {LOCAL_NODE_ENV} from fieldRef spec.nodeName (xdp.nodes is set)",
+                text(&c["name"]).unwrap_or_default()
+            ));
+        }
     }
 }
 
@@ -313,29 +326,17 @@ fn check_xdp(f: &Facts, pod: &Yaml, gw: &Yaml, p: &mut Vec<String>) {
             _ => p.push(format!("xdp.pin_path {pin} is not on a hostPath mount of the host's bpffs (/sys/fs/bpf)")),
         }
     }
-    if f.local_node.as_deref().is_some_and(|n| n != NODE_PLACEHOLDER && !f.nodes.is_empty()) {
-        p.push(format!(
-            "xdp.local_node must be {NODE_PLACEHOLDER:?} in the shared ConfigMap (each pod is another node)"
-        ));
-    }
 }
 
-/// Renders `config.yaml` for `node` with the image's `mcp-gateway-render` (which runs
-/// `mcp-gateway validate`); returns the script's exit code and stderr.
-pub fn render(root: &Path, bin: &Path, config: &str, node: &str, dir: &Path) -> (Option<i32>, String) {
-    let file = node.replace('/', "_");
-    let source = dir.join(format!("source-{file}.yaml"));
-    std::fs::write(&source, config).unwrap();
-    let target = dir.join(format!("{file}.yaml"));
+/// `mcp-gateway validate` of `config` as `node` would run it ([`LOCAL_NODE_ENV`] set as the
+/// DaemonSet sets it); returns the exit code and stderr.
+pub fn validate_as(bin: &Path, config: &str, node: &str, dir: &Path) -> (Option<i32>, String) {
+    let file = dir.join(format!("config-{}.yaml", node.replace('/', "_")));
+    std::fs::write(&file, config).unwrap();
     let out = super::capture(
-        Command::new("sh")
-            .arg(root.join("deploy/container/mcp-gateway-render"))
-            .arg(&source)
-            .arg(&target)
-            .env("NODE_NAME", node)
-            .env("MCP_GATEWAY_BIN", bin),
+        Command::new(bin).arg("validate").arg("--config").arg(&file).env(LOCAL_NODE_ENV, node).env_remove("RUST_LOG"),
     )
-    .expect("sh runs");
+    .expect("the gateway runs");
     (out.code, out.stderr)
 }
 

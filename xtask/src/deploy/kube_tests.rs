@@ -55,18 +55,31 @@ fn broken_bases_are_reported() {
         ("config.yaml", "pin_path: /sys/fs/bpf/mcp-gateway", "pin_path: /var/lib/mcp-gateway/pins", "xdp.pin_path"),
         (
             "daemonset.yaml",
-            "- --config\n            - /run/mcp-gateway/config.yaml",
-            "- --config\n            - /run/mcp-gateway/gw.yaml",
-            "--config",
+            "- run\n            - --config\n            - /etc/mcp-gateway/config/config.yaml",
+            "- run\n            - --config\n            - /etc/mcp-gateway/config/gw.yaml",
+            "is not a key of ConfigMap",
+        ),
+        // The init container validates another file than the gateway runs, or runs instead.
+        (
+            "daemonset.yaml",
+            "- validate\n            - --config\n            - /etc/mcp-gateway/config/config.yaml",
+            "- validate\n            - --config\n            - /etc/mcp-gateway/config/other.yaml",
+            "no init container runs",
+        ),
+        ("daemonset.yaml", "            - validate\n", "            - run\n", "no init container runs"),
+        ("kustomization.yaml", "- name: mcp-gateway-config", "- name: gateway-config", "ConfigMap"),
+        (
+            "daemonset.yaml",
+            "fieldPath: spec.nodeName",
+            "fieldPath: metadata.name",
+            "container validate-config needs MCP_GATEWAY_XDP_LOCAL_NODE",
         ),
         (
             "daemonset.yaml",
-            "- /etc/mcp-gateway/source/config.yaml",
-            "- /etc/mcp-gateway/source/gateway.yaml",
-            "renders from",
+            "one shared ConfigMap for every node.\n            - name: MCP_GATEWAY_XDP_LOCAL_NODE",
+            "one shared ConfigMap for every node.\n            - name: NODE_NAME",
+            "container gateway needs MCP_GATEWAY_XDP_LOCAL_NODE",
         ),
-        ("kustomization.yaml", "- name: mcp-gateway-config", "- name: gateway-config", "ConfigMap"),
-        ("daemonset.yaml", "fieldPath: spec.nodeName", "fieldPath: metadata.name", "NODE_NAME"),
         (
             "daemonset.yaml",
             "terminationGracePeriodSeconds: 45",
@@ -92,7 +105,12 @@ fn broken_bases_are_reported() {
             "key_file: /etc/mcp-gateway/session.keys",
             "Secret",
         ),
-        ("config.yaml", "local_node: \"@NODE_NAME@\"", "local_node: node-a", "local_node"),
+        (
+            "config.yaml",
+            "  pin_path: /sys/fs/bpf/mcp-gateway",
+            "  local_node: node-a\n  pin_path: /sys/fs/bpf/mcp-gateway",
+            "xdp.local_node \"node-a\" is in the shared ConfigMap",
+        ),
         (
             "service.yaml",
             "app.kubernetes.io/name: mcp-gateway\n  ports:",
@@ -111,48 +129,31 @@ fn broken_bases_are_reported() {
     }
 }
 
+/// The shared config is valid as every node it lists (the gateway told its node by the
+/// environment, as in the DaemonSet), and refused as a node it does not list.
 #[test]
-fn the_config_renders_and_validates_for_every_node() {
+fn the_config_validates_as_every_listed_node_only() {
     let root = root();
     let Some(bin) = gateway_bin(&root) else {
-        return skip("rendering + `mcp-gateway validate`", "no gateway binary (cargo build -p mcp-gateway --bins)");
+        return skip("`mcp-gateway validate` per node", "no gateway binary (cargo build -p mcp-gateway --bins)");
     };
     let files = base_files();
     let base = load(&files).unwrap_or_else(|p| panic!("{p:#?}"));
     let f = facts(&base.config, &default_config(&root)).unwrap();
     assert!(!f.nodes.is_empty(), "config.yaml lists no xdp.nodes");
-    let dir = scratch(&root, "kube-render");
+    let dir = scratch(&root, "kube-nodes");
     let key = dir.join("session.keys");
     keygen(&bin, &key);
     let config = with_local_key(&files[CONFIG_FILE], &f, &key);
     for node in &f.nodes {
-        let (code, stderr) = render(&root, &bin, &config, node, &dir);
+        let (code, stderr) = validate_as(&bin, &config, node, &dir);
         assert_eq!(code, Some(0), "node {node}: {stderr}");
-        let rendered = std::fs::read_to_string(dir.join(format!("{node}.yaml"))).unwrap();
-        assert!(rendered.contains(&format!("local_node: \"{node}\"")) && !rendered.contains(NODE_PLACEHOLDER));
     }
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn render_refuses_a_node_missing_from_the_list() {
-    let root = root();
-    let Some(bin) = gateway_bin(&root) else {
-        return skip("render of an unlisted node", "no gateway binary (cargo build -p mcp-gateway --bins)");
-    };
-    let files = base_files();
-    let base = load(&files).unwrap_or_else(|p| panic!("{p:#?}"));
-    let f = facts(&base.config, &default_config(&root)).unwrap();
-    let dir = scratch(&root, "kube-render-bad");
-    let key = dir.join("session.keys");
-    keygen(&bin, &key);
-    let config = with_local_key(&files[CONFIG_FILE], &f, &key);
-    let (code, stderr) = render(&root, &bin, &config, "not-a-listed-node", &dir);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("xdp.local_node"), "{stderr}");
-    assert!(!dir.join("not-a-listed-node.yaml").exists(), "an invalid config must not be written");
-    let (code, stderr) = render(&root, &bin, &config, "bad/name", &dir);
-    assert_eq!(code, Some(1), "{stderr}");
+    for node in ["not-a-listed-node", "bad/name"] {
+        let (code, stderr) = validate_as(&bin, &config, node, &dir);
+        assert_eq!(code, Some(1), "{node}: {stderr}");
+        assert!(stderr.contains("--xdp-local-node") && stderr.contains("is not in xdp.nodes"), "{node}: {stderr}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
