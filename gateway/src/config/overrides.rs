@@ -79,11 +79,10 @@ impl Config {
             if next.xdp.nodes.iter().any(|n| &n.name == name) {
                 next.xdp.local_node = Some(name.clone());
             } else {
-                let names: Vec<&str> = next.xdp.nodes.iter().map(|n| n.name.as_str()).collect();
-                let message = if names.is_empty() {
+                let message = if next.xdp.nodes.is_empty() {
                     format!("{name:?} names this gateway's node, but the config lists no xdp.nodes")
                 } else {
-                    format!("{name:?} is not in xdp.nodes (names: {})", names.join(", "))
+                    super::xdp::not_a_node(name, &next.xdp.nodes)
                 };
                 errors.push(ConfigError::new("--xdp-local-node", 0, 0, "xdp.local_node", message));
             }

@@ -301,8 +301,7 @@ pub(super) fn read_xdp(w: &mut Walker<'_>, node: Option<&Node>) -> XdpConfig {
                 if x.nodes.iter().any(|node| node.name == name) {
                     x.local_node = Some(name);
                 } else {
-                    let names: Vec<&str> = x.nodes.iter().map(|n| n.name.as_str()).collect();
-                    w.error(n.pos, &local_key, format!("{name:?} is not in xdp.nodes (names: {})", names.join(", ")));
+                    w.error(n.pos, &local_key, not_a_node(&name, &x.nodes));
                 }
             }
         }
@@ -318,6 +317,12 @@ pub(super) fn read_xdp(w: &mut Walker<'_>, node: Option<&Node>) -> XdpConfig {
         (None, None) => {}
     }
     x
+}
+
+/// Why `name` cannot be `xdp.local_node`: it is not one of `nodes`.
+pub(super) fn not_a_node(name: &str, nodes: &[XdpNode]) -> String {
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    format!("{name:?} is not in xdp.nodes (names: {})", names.join(", "))
 }
 
 fn read_health(w: &mut Walker<'_>, node: Option<&Node>, key: &str) -> XdpHealth {

@@ -131,8 +131,7 @@ pub fn check(base: &Base, default: &Yaml) -> Vec<String> {
     for c in containers.iter().chain(list(&pod["initContainers"])) {
         check_container_basics(base, c, &mut p);
     }
-    let args: Vec<String> = list(&gw["args"]).iter().filter_map(text).collect();
-    let config_path = args.iter().skip_while(|a| *a != "--config").nth(1).cloned().unwrap_or_default();
+    let config_path = config_arg(&command_line(gw));
     check_config_source(base, pod, gw, &config_path, &mut p);
     check_ports_and_probes(&f, gw, &mut p);
     check_xdp(&f, pod, gw, &mut p);
@@ -218,10 +217,20 @@ fn check_container_basics(base: &Base, c: &Yaml, p: &mut Vec<String>) {
     }
 }
 
+/// A container's `command` and `args`, in order.
+fn command_line(c: &Yaml) -> Vec<String> {
+    list(&c["command"]).iter().chain(list(&c["args"])).filter_map(text).collect()
+}
+
+/// The value after `--config`, or empty.
+fn config_arg(cmd: &[String]) -> String {
+    cmd.iter().skip_while(|a| *a != "--config").nth(1).cloned().unwrap_or_default()
+}
+
 /// The init containers that run the gateway's `validate`.
 fn validators(pod: &Yaml) -> impl Iterator<Item = &Yaml> {
     list(&pod["initContainers"]).iter().filter(|c| {
-        let cmd: Vec<String> = list(&c["command"]).iter().chain(list(&c["args"])).filter_map(text).collect();
+        let cmd = command_line(c);
         cmd.first().map(String::as_str) == Some(GATEWAY_IN_IMAGE) && cmd.iter().any(|a| a == "validate")
     })
 }
@@ -243,11 +252,8 @@ fn check_config_source(base: &Base, pod: &Yaml, gw: &Yaml, config_path: &str, p:
             base.config_map
         ));
     }
-    let validated = validators(pod).any(|c| {
-        let cmd: Vec<String> = list(&c["command"]).iter().chain(list(&c["args"])).filter_map(text).collect();
-        let path = cmd.iter().skip_while(|a| *a != "--config").nth(1).cloned().unwrap_or_default();
-        path == config_path && from_config_map(c, &path)
-    });
+    let validated =
+        validators(pod).any(|c| config_arg(&command_line(c)) == config_path && from_config_map(c, config_path));
     if !validated {
         p.push(format!(
             "no init container runs `{GATEWAY_IN_IMAGE} validate --config {config_path}` on the ConfigMap: \
