@@ -41,9 +41,7 @@ pub const DEFAULT_CONFIG_YAML: &str = include_str!("default.yaml");
 /// resolved against the file's directory. A file that cannot be read is
 /// reported as a single error at line 0.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
-    let file = path.display().to_string();
-    let text = read_file(path, &file)?;
-    load(&text, &file, path.parent().unwrap_or(Path::new("")), &Overrides::default())
+    load_file_with(path, &Overrides::default())
 }
 
 /// [`load_file`], then `overrides` on top. A value a flag supplies need not be in the file
@@ -57,7 +55,7 @@ pub fn load_file_with(path: &Path, overrides: &Overrides) -> Result<Config, Conf
 /// Loads and validates config text; `source_name` is the "file" in errors.
 /// Relative file paths are resolved against the current directory.
 pub fn load_str(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
-    load(text, source_name, Path::new(""), &Overrides::default())
+    load_str_with(text, source_name, &Overrides::default())
 }
 
 /// [`load_str`], then `overrides` on top (see [`load_file_with`]).
